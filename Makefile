@@ -1,0 +1,55 @@
+# Two commands on a fresh machine:
+#   make book   build the published book (every cell executed) into _build/html
+#   make test   run the test harness (builds the book too)
+# Each creates or updates the environment in .venv from requirements.lock first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+UV_VERSION := 0.13.9
+# requirements.lock (tensorflow-cpu) by default; GPU kernels use requirements-gpu.lock.
+LOCK   ?= requirements.lock
+# The stamp names the lock's hash, so editing the lock re-syncs the environment.
+STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
+
+.PHONY: env book test lock release gpu-env kernel bench clean
+
+env: $(STAMP)
+
+$(STAMP): $(LOCK) pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+	$(BIN)/uv pip sync --quiet --python $(BIN)/python $(LOCK)
+	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	rm -f $(VENV)/.synced-* && touch $@
+
+book: env
+	$(BIN)/jupyter-book build . -W --keep-going
+	@echo "Open _build/html/index.html"
+
+test: env
+	$(BIN)/python -m pytest -v tests
+
+# Re-pin both locks after editing requirements.in. The GPU lock is the same resolution
+# with tensorflow[and-cuda] in place of tensorflow-cpu.
+lock: env
+	$(BIN)/uv pip compile --quiet --python-version 3.11 requirements.in -o requirements.lock
+	sed 's/^tensorflow-cpu==/tensorflow[and-cuda]==/' requirements.in | \
+	  $(BIN)/uv pip compile --quiet --python-version 3.11 --python-platform x86_64-manylinux_2_28 - -o requirements-gpu.lock
+
+# Regenerate the student notebooks in exercises/ from solutions/ with nbgrader.
+release: env
+	$(BIN)/python -m autograder release
+
+# A GPU kernel: the GPU lock, then the device report. Later targets need LOCK too:
+#   make gpu-env && make book LOCK=requirements-gpu.lock
+gpu-env:
+	$(MAKE) env LOCK=requirements-gpu.lock
+	$(BIN)/python -c "import dlcourse; dlcourse.setup()"
+
+bench: env
+	$(BIN)/python benchmarks/bench_build_and_grade.py
+
+clean:
+	rm -rf _build

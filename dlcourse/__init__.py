@@ -1,0 +1,16 @@
+"""Runtime helpers shared by the book's chapters and the assignments.
+
+One call at the top of every chapter::
+
+    import dlcourse
+    dlcourse.setup()          # seeds everything, configures the GPU if any, prints a device table
+
+Data comes from :mod:`dlcourse.data` (offline ``small`` profile by default, ``full`` on a
+networked kernel) and plots from :mod:`dlcourse.plots`.
+"""
+
+from dlcourse.device import DeviceInfo, device_info, setup
+from dlcourse.seeding import seed_everything
+
+__all__ = ["DeviceInfo", "device_info", "seed_everything", "setup"]
+__version__ = "0.1.0"

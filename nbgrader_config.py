@@ -1,0 +1,21 @@
+"""nbgrader configuration of the course (read by every `nbgrader` command run from here).
+
+The instructor sources (solutions and hidden tests) live in solutions/<assignment>/ and the
+student releases in exercises/<assignment>/; `python -m autograder release ASSIGNMENT`
+regenerates the release.
+"""
+
+import os
+
+c = get_config()  # noqa: F821 (injected by traitlets)
+
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.course_id = "dl-keras"
+c.CourseDirectory.source_directory = "solutions"
+c.CourseDirectory.release_directory = "exercises"
+
+# A student who deletes a test cell gets it back, and it is scored.
+c.OverwriteCells.add_missing_cells = True
+
+# Grading runs the whole notebook, including a short Keras training run.
+c.Execute.timeout = 120

@@ -1,0 +1,34 @@
+"""Shared fixtures: the built book (built once per test session)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+BUILD = REPO / "_build"
+
+# Any HTTP(S) request during the build goes to a closed port and fails at once: the book
+# must build from data that ships with installed packages.
+OFFLINE_ENV = {
+    "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+    "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
+    "NO_PROXY": "", "no_proxy": "", "DLCOURSE_OFFLINE": "1",
+}
+
+
+@pytest.fixture(scope="session")
+def built_book() -> Path:
+    """Build the whole book with -W --all (warnings are errors, every page re-read)."""
+    jb = Path(sys.executable).parent / "jupyter-book"
+    env = dict(os.environ, **OFFLINE_ENV)
+    proc = subprocess.run([str(jb), "build", str(REPO), "-W", "--all", "--keep-going"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
+    if proc.returncode != 0:
+        pytest.fail(f"jupyter-book build failed ({proc.returncode}):\n"
+                    f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
+    return BUILD

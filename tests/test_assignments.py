@@ -1,0 +1,141 @@
+"""Assignment integrity, with nbgrader's real apps, for every assignment in solutions/.
+
+- `nbgrader generate_assignment` reproduces the committed exercises/ copy;
+- the release holds no solution code and no hidden-test text;
+- the solution gets full autograded marks through a real `nbgrader autograde`;
+- the unanswered release scores 0 without breaking the grader;
+- a deleted test cell is restored and scored (OverwriteCells.add_missing_cells).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from autograder import EXERCISES, SOLUTIONS, assignments
+from autograder.notebook import cells_by_grade_id, graded_functions, hidden_tests, nbgrader_meta, read
+from autograder.nbgrader_run import autograde, release, scratch_course
+
+ASSIGNMENTS = assignments()
+SOLUTION_RE = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
+
+
+def test_there_are_assignments():
+    assert "ps1-basics" in ASSIGNMENTS
+
+
+def _normalized(path: Path) -> dict:
+    nb = json.loads(path.read_text(encoding="utf-8"))
+    nb.get("metadata", {}).pop("widgets", None)
+    return nb
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_is_generated_by_nbgrader(assignment, tmp_path):
+    out = release(assignment, release_dir=tmp_path / "release", db=tmp_path / "gradebook.db")
+    fresh = sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())
+    committed_dir = EXERCISES / assignment
+    committed = sorted(p.relative_to(committed_dir).as_posix()
+                       for p in committed_dir.rglob("*") if p.is_file())
+    assert fresh == committed, "exercises/ has different files than nbgrader generates"
+    for name in fresh:
+        if name.endswith(".ipynb"):
+            assert _normalized(out / name) == _normalized(committed_dir / name), (
+                f"exercises/{assignment}/{name} drifted from solutions/: "
+                f"run `make release` and commit")
+
+
+def _meaningful_lines(block: str) -> list[str]:
+    return [ln.strip() for ln in block.splitlines()
+            if ln.strip() and not ln.strip().startswith("#") and len(ln.strip()) > 12]
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_release_leaks_no_solution_or_hidden_test(assignment):
+    source = read(SOLUTIONS / assignment / f"{assignment}.ipynb")
+    released_text = (EXERCISES / assignment / f"{assignment}.ipynb").read_text(encoding="utf-8")
+    released = read(EXERCISES / assignment / f"{assignment}.ipynb")
+    for marker in ("BEGIN SOLUTION", "END SOLUTION", "BEGIN HIDDEN TESTS", "END HIDDEN TESTS"):
+        assert marker not in released_text, f"marker {marker!r} left in the release"
+    released_src = "\n".join(c.source for c in released.cells)
+    for cell in source.cells:
+        secret = [m.group(1) for m in SOLUTION_RE.finditer(cell.source)]
+        secret.append(hidden_tests(cell.source))
+        for line in _meaningful_lines("\n".join(secret)):
+            assert line not in released_src, f"solution/hidden text leaked: {line!r}"
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    """One real autograde run per assignment: the solution, the blank release, and the
+    solution with every test cell deleted."""
+    results = {}
+    for assignment in ASSIGNMENTS:
+        tmp = tmp_path_factory.mktemp(assignment)
+        root = scratch_course(tmp, [assignment])
+        release(assignment, root=root)
+        solution = SOLUTIONS / assignment / f"{assignment}.ipynb"
+        blank = root / "exercises" / assignment / f"{assignment}.ipynb"
+        nb = read(solution)
+        nb.cells = [c for c in nb.cells if not nbgrader_meta(c).get("grade_id", "").startswith("test_")]
+        no_tests = tmp / "no_tests.ipynb"
+        nbformat.write(nb, str(no_tests))
+        results[assignment] = autograde(root, assignment, {
+            "solution": solution, "blank": blank, "deleted_tests": no_tests})
+    return results
+
+
+def _autograded_cells(assignment) -> dict:
+    cells = cells_by_grade_id(read(SOLUTIONS / assignment / f"{assignment}.ipynb"))
+    return {gid: cell for gid, cell in cells.items()
+            if nbgrader_meta(cell).get("grade") and cell.cell_type == "code"}
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_solution_gets_full_marks(assignment, graded):
+    scores = graded[assignment]["solution"]
+    auto = _autograded_cells(assignment)
+    assert auto, "no autograded cells"
+    short = {g: scores[g] for g in auto if scores[g][0] != scores[g][1]}
+    assert not short, f"the solution loses points: {short}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_unanswered_release_scores_zero(assignment, graded):
+    scores = graded[assignment]["blank"]
+    auto = _autograded_cells(assignment)
+    assert set(auto) <= set(scores), "the grader skipped cells of the blank submission"
+    nonzero = {g: scores[g] for g in auto if scores[g][0] != 0}
+    assert not nonzero, f"an unanswered notebook earns points: {nonzero}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_deleted_test_cells_are_restored_and_scored(assignment, graded):
+    scores = graded[assignment]["deleted_tests"]
+    auto = _autograded_cells(assignment)
+    missing = [g for g in auto if g not in scores]
+    assert not missing, f"deleted test cells were not restored: {missing}"
+    assert all(scores[g][0] == scores[g][1] for g in auto), \
+        f"restored tests should pass against correct answers: {scores}"
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_assignment_structure(assignment):
+    """Every graded function has a test cell with points and hidden tests; there is at
+    least one manually graded written answer."""
+    nb = read(SOLUTIONS / assignment / f"{assignment}.ipynb")
+    cells = cells_by_grade_id(nb)
+    functions = graded_functions(nb)
+    assert functions
+    for fn in functions:
+        test = cells[f"test_{fn}"]
+        assert nbgrader_meta(test).get("points", 0) > 0, f"test_{fn} has no points"
+        assert hidden_tests(test.source).strip(), f"test_{fn} has no hidden tests"
+    written = [g for g, c in cells.items() if g.startswith("written_")
+               and c.cell_type == "markdown" and nbgrader_meta(c).get("grade")
+               and nbgrader_meta(c).get("solution")]
+    assert written, "no manually graded written answer"
