@@ -68,6 +68,10 @@ def test_built_pages_render_math_and_figures_offline(built_book):
         for img in images:
             assert (page.parent / img).resolve().exists(), f"{page.name}: missing image {img}"
         assert "Traceback (most recent call last)" not in html
+        # The notebook download button points at the executed notebook.
+        assert f'href="../_sources/book/{src.stem}.ipynb"' in html, "no .ipynb download button"
+        assert (html_dir / "_sources" / "book" / f"{src.stem}.ipynb").exists()
+        assert "github.com" in html, "no repository button"
 
 
 def test_index_links_chapters_and_exercises(built_book):
