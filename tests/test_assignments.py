@@ -139,3 +139,73 @@ def test_assignment_structure(assignment):
                and c.cell_type == "markdown" and nbgrader_meta(c).get("grade")
                and nbgrader_meta(c).get("solution")]
     assert written, "no manually graded written answer"
+
+
+# The graded names and signatures of ../shared/assignments.md (the contract), kept here
+# because a clean clone has no ../shared. Classes are listed by name only.
+CONTRACT = {
+    "ps1-basics": [
+        "softmax(z)", "cross_entropy(probs, labels)",
+        "sgd_momentum(w, dw, v, lr=1e-2, momentum=0.9)",
+        "rmsprop(w, dw, cache, lr=1e-2, decay=0.99, eps=1e-8)",
+        "adam(w, dw, m, v, t, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8)",
+        "k_fold_indices(n, k)", "standardize(train, test)", "build_mlp(input_dim, num_classes)"],
+    "ps2-overfitting": [
+        "l2_penalty(weights, lam)", "dropout_forward(x, rate, training, rng)",
+        "early_stopping_epoch(val_losses, patience)", "precision_recall(y_true, y_pred)",
+        "batchnorm_forward(x, gamma, beta, eps=1e-5)", "numerical_gradient(f, x, h=1e-5)",
+        "relative_error(a, b)", "log_uniform(low, high, n, rng)",
+        "build_regularized_model(input_dim)"],
+    "ps3-cnns": [
+        "conv_output_size(n, kernel, stride=1, padding='valid')",
+        "conv2d(x, w, b, stride=1, padding='valid')", "max_pool2d(x, pool=2, stride=2)",
+        "receptive_field(layers)", "conv_params(kernel, c_in, c_out, bias=True)",
+        "separable_conv_params(kernel, c_in, c_out, bias=True)",
+        "build_convnet(input_shape, num_classes)"],
+    "ps4-transfer-learning": [
+        "freeze(model)", "unfreeze_from(model, layer_name)",
+        "extract_features(base, x, batch_size=32)",
+        "build_transfer_model(base, num_classes, dropout=0.5)",
+        "compile_for_fine_tuning(model, lr=1e-5)"],
+    "ps5-advanced": [
+        "build_qa_model(text_vocab, question_vocab, answer_vocab)",
+        "build_multi_output_model(vocab, num_topics)", "residual_block(x, filters, stride=1)",
+        "make_callbacks(checkpoint_path, patience=3)", "class UpdateRatio",
+        "ensemble_predict(models, x)"],
+}
+
+
+def _signature(node) -> tuple:
+    import ast
+
+    if isinstance(node, ast.ClassDef):
+        return ("class", node.name)
+    args = node.args.args
+    defaults = [None] * (len(args) - len(node.args.defaults)) + [
+        ast.literal_eval(d) for d in node.args.defaults]
+    return (node.name, tuple((a.arg, d) for a, d in zip(args, defaults)))
+
+
+def _contract_signature(text: str) -> tuple:
+    import ast
+
+    if text.startswith("class "):
+        return ("class", text.split()[1])
+    return _signature(ast.parse(f"def {text}: pass").body[0])
+
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_graded_functions_match_the_contract(assignment):
+    import ast
+
+    assert assignment in CONTRACT, f"{assignment} is not an assignment of the contract"
+    nb = read(SOLUTIONS / assignment / f"{assignment}.ipynb")
+    cells = cells_by_grade_id(nb)
+    expected = {_contract_signature(t)[0] if not t.startswith("class ") else t.split()[1]:
+                _contract_signature(t) for t in CONTRACT[assignment]}
+    assert sorted(graded_functions(nb)) == sorted(expected), "graded names differ from the contract"
+    for name, sig in expected.items():
+        defs = [n for n in ast.parse(cells[name].source).body
+                if isinstance(n, (ast.FunctionDef, ast.ClassDef)) and n.name == name]
+        assert defs, f"answer cell {name} does not define {name}"
+        assert _signature(defs[0]) == sig, f"{name}: signature differs from the contract"
