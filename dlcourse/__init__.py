@@ -9,8 +9,9 @@ Data comes from :mod:`dlcourse.data` (offline ``small`` profile by default, ``fu
 networked kernel) and plots from :mod:`dlcourse.plots`.
 """
 
+from dlcourse import data, plots
 from dlcourse.device import DeviceInfo, device_info, setup
 from dlcourse.seeding import seed_everything
 
-__all__ = ["DeviceInfo", "device_info", "seed_everything", "setup"]
+__all__ = ["DeviceInfo", "data", "plots", "device_info", "seed_everything", "setup"]
 __version__ = "0.1.0"
