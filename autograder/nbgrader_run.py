@@ -22,7 +22,15 @@ class GradingError(RuntimeError):
 
 def _nbgrader(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.CompletedProcess:
     cmd = [sys.executable, "-m", "nbgrader", *args]
-    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", PYTHONHASHSEED="0")
+    # Level 3 also hides TensorFlow's C++ ERROR lines (some come with op determinism on):
+    # they go to stderr, and nbgrader gives 0 points to a test cell with stderr output.
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0")
+    # nbgrader runs the `alembic` script of its own environment by name (gradebook set-up),
+    # so that environment's bin/ must be on PATH even when the venv is not activated.
+    env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p)
+    # The graded notebooks import the course package `dlcourse`; the grading kernel runs in
+    # a scratch folder, so give it this repository's copy even without `pip install -e .`.
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
         raise GradingError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
