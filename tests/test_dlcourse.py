@@ -165,8 +165,38 @@ def test_seed_everything_makes_keras_training_repeatable():
     first, second = train(), train()
     for a, b in zip(first, second):
         np.testing.assert_array_equal(a, b)
+    dlcourse.seed_everything(7)
+    seven = np.random.random(3)
     dlcourse.seed_everything(8)
-    assert not np.array_equal(np.random.random(3), (dlcourse.seed_everything(7), np.random.random(3))[1])
+    assert not np.array_equal(seven, np.random.random(3)), "different seeds, same numbers"
+
+
+def test_gpu_branch_sets_memory_growth_and_mixed_precision(monkeypatch, capsys):
+    """The GPU path, on a CPU machine: TensorFlow's device queries answer as a GPU would."""
+    import keras
+    import tensorflow as tf
+
+    fake_gpu = tf.config.PhysicalDevice(name="/physical_device:GPU:0", device_type="GPU")
+    grown = []
+    monkeypatch.setattr(tf.config, "list_physical_devices",
+                        lambda kind=None: [fake_gpu] if kind == "GPU" else [])
+    monkeypatch.setattr(tf.config.experimental, "set_memory_growth",
+                        lambda dev, flag: grown.append((dev.name, flag)))
+    details = {"device_name": "Test GPU", "compute_capability": (8, 0)}
+    monkeypatch.setattr(tf.config.experimental, "get_device_details", lambda dev: details)
+    monkeypatch.setattr(tf.config.experimental, "get_memory_info",
+                        lambda dev: {"current": 2**20, "peak": 2**20})
+    try:
+        info = dlcourse.setup(seed=None)
+        assert grown == [(fake_gpu.name, True)]
+        assert info.kind == "GPU" and "Test GPU" in info.name and "8.0" in info.name
+        assert keras.mixed_precision.global_policy().name == "mixed_float16"
+        assert "mixed_float16" in capsys.readouterr().out
+        # An old card without tensor cores keeps float32.
+        details["compute_capability"] = (6, 1)
+        assert dlcourse.setup(seed=None, verbose=False).precision_policy == "float32"
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
 
 
 # ---------------------------------------------------------------- plots
