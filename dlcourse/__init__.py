@@ -11,7 +11,8 @@ networked kernel) and plots from :mod:`dlcourse.plots`.
 
 from dlcourse import data, plots
 from dlcourse.device import DeviceInfo, device_info, setup
+from dlcourse.grading import grading_mode
 from dlcourse.seeding import seed_everything
 
-__all__ = ["DeviceInfo", "data", "plots", "device_info", "seed_everything", "setup"]
+__all__ = ["DeviceInfo", "data", "plots", "device_info", "grading_mode", "seed_everything", "setup"]
 __version__ = "0.1.0"

@@ -257,8 +257,9 @@ def sample_photos() -> list[np.ndarray]:
     return [np.asarray(img, dtype=np.uint8) for img in load_sample_images().images]
 
 
-def photo_patches(size: int = 32, stride: int = 16) -> tuple[np.ndarray, np.ndarray]:
-    """Cut both sample photos into overlapping size x size patches; label = which photo."""
+def photo_patches(size: int = 32, stride: int = 32) -> tuple[np.ndarray, np.ndarray]:
+    """Cut both sample photos into size x size patches (by default not overlapping, so no
+    pixel is in two splits); the label says which photo a patch comes from."""
     xs, ys = [], []
     for label, photo in enumerate(sample_photos()):
         h, w, _ = photo.shape
@@ -273,9 +274,9 @@ def load_images(profile: str | None = None, val_fraction: float = 0.2,
                 test_fraction: float = 0.2, seed: int = DEFAULT_SEED) -> Splits:
     """Small color images (N, 32, 32, 3), uint8, CIFAR-10's shape and layout.
 
-    small: 32x32 patches of scikit-learn's two sample photos, labelled by photo (2 classes).
-    Patches overlap by half, so neighbours share pixels; use it for pipelines and demos,
-    not for accuracy claims. full: CIFAR-10 (10 classes).
+    small: 520 non-overlapping 32x32 patches of scikit-learn's two sample photos, labelled
+    by photo (2 classes). Neighbouring patches are alike, so it suits pipelines, filters and
+    demos better than accuracy claims. full: CIFAR-10 (10 classes).
     """
     profile = resolve_profile(profile)
     if profile == "small":
