@@ -223,3 +223,9 @@ def test_image_grid_lays_out_and_labels_images():
     assert [ax.get_title() for ax in fig.axes[:10]] == list("abcdefghij")
     with pytest.raises(ValueError, match="images"):
         plots.image_grid(np.zeros((4, 4)))
+
+
+def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path / "c"))
+    path = data.cache_dir("models")
+    assert path == tmp_path / "c" / "models" and path.is_dir()
