@@ -85,6 +85,20 @@ class Splits:
         return f"Splits({self.name!r}, profile={self.profile!r}, {shapes})"
 
 
+CACHE_ENV = "DLCOURSE_CACHE"
+
+
+def cache_dir(*parts: str) -> Path:
+    """A folder for things a chapter makes once and reuses (a pretrained base, say).
+
+    ``$DLCOURSE_CACHE`` if set, else ``~/.cache/dlcourse``; never inside the repository.
+    """
+    root = Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "dlcourse")
+    path = root.joinpath(*parts)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 def resolve_profile(profile: str | None = None) -> str:
     """The argument if given, else ``$DLCOURSE_PROFILE``, else ``small``."""
     chosen = profile or os.environ.get(PROFILE_ENV) or "small"
