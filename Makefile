@@ -12,7 +12,7 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env book test lock release gpu-env kernel bench clean
+.PHONY: env sysdeps book test lock release gpu-env kernel bench clean
 
 env: $(STAMP)
 
@@ -28,8 +28,21 @@ book: env
 	$(BIN)/jupyter-book build . -W --keep-going
 	@echo "Open _build/html/index.html"
 
-test: env
+test: env sysdeps
 	$(BIN)/python -m pytest -v tests
+
+# Debian packages the tests drive: Chromium (+ CJK fonts) for the browser tests, bubblewrap
+# for the grading sandbox, PostgreSQL for the multi-grader gradebook test. Installed only
+# when missing (apt-get as root, or through sudo).
+SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap postgresql
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+sysdeps:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:" $$missing; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
 
 # Re-pin both locks after editing requirements.in. The GPU lock is the same resolution
 # with tensorflow[and-cuda] in place of tensorflow-cpu.
