@@ -1,4 +1,13 @@
-"""``python -m autograder release ASSIGNMENT``: regenerate exercises/ASSIGNMENT with nbgrader."""
+"""The instructor's commands.
+
+``python -m autograder release [ASSIGNMENT]``
+    regenerate exercises/ASSIGNMENT (all by default) with nbgrader generate_assignment.
+``python -m autograder grade ASSIGNMENT [SUBMISSIONS] --out DIR [--jobs N]``
+    grade a class: SUBMISSIONS is a folder of <student>.ipynb files, a folder of <student>/
+    folders, a .zip of either, or nothing (what nbgrader collect put in submitted/). Writes
+    DIR/grades.csv (a column per graded cell) and DIR/feedback/<student>/ASSIGNMENT.html.
+    The exit code is non-zero only when the command itself could not run.
+"""
 
 from __future__ import annotations
 
@@ -12,35 +21,135 @@ from autograder import EXERCISES, REPO_ROOT, assignments
 from autograder.nbgrader_run import GradingError, release
 
 
+def _release(parser, assignment: str | None) -> int:
+    known = assignments()
+    todo = [assignment] if assignment else known
+    unknown = [a for a in todo if a not in known]
+    if unknown:
+        parser.error(f"no instructor source for {unknown}; known assignments: {known}")
+    for a in todo:
+        # Release into a scratch gradebook: regenerating the student copy must not
+        # touch the instructor's real gradebook.db.
+        with tempfile.TemporaryDirectory() as tmp:
+            try:
+                out = release(a, root=REPO_ROOT, release_dir=Path(tmp) / "release",
+                              db=Path(tmp) / "gradebook.db")
+            except GradingError as exc:
+                print(exc, file=sys.stderr)
+                return 1
+            target = EXERCISES / a
+            if target.exists():
+                shutil.rmtree(target)
+            shutil.copytree(out, target)
+        print(f"released {a} -> {target.relative_to(EXERCISES.parent)}")
+    return 0
+
+
+def _grade(args) -> int:
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
+
+    from autograder.grading import GradeCommandError, Limits, grade
+
+    console = Console(stderr=False)
+    limits = Limits()
+    for name in ("notebook_seconds", "cell_seconds", "output_bytes", "memory_bytes", "cpu_seconds",
+                 "processes"):
+        value = getattr(args, name, None)
+        if value is not None:
+            setattr(limits, name, value)
+    sandbox = None
+    if args.no_sandbox:
+        console.print("[yellow]--no-sandbox: student code runs with your permissions, "
+                      "network and files.[/yellow]")
+    else:
+        try:
+            from autograder.sandbox import Sandbox, SandboxUnavailable
+        except ImportError:  # no sandbox module yet: say so instead of grading unsafely
+            console.print("[red]The grading sandbox is not available in this version; "
+                          "rerun with --no-sandbox to grade without it.[/red]")
+            return 2
+        try:
+            sandbox = Sandbox.for_course(Path(args.course))
+        except SandboxUnavailable as exc:
+            console.print(f"[red]Refusing to grade: the sandbox cannot start: {exc}[/red]\n"
+                          "Install bubblewrap (apt-get install bubblewrap) or rerun with --no-sandbox.")
+            return 2
+
+    with Progress(TextColumn("grading {task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=console, transient=False) as bar:
+        task = bar.add_task(args.assignment, total=None)
+
+        def progress(result):
+            if bar.tasks[task].total is None:
+                bar.update(task, total=0)
+            bar.advance(task)
+            bar.console.log(f"{result.student}: {result.status} ({result.seconds:.0f} s)")
+
+        try:
+            results = grade(args.assignment, Path(args.submissions) if args.submissions else None,
+                            Path(args.out), course_root=Path(args.course), db_url=args.db,
+                            jobs=args.jobs, force=args.force, limits=limits, sandbox=sandbox,
+                            progress=progress)
+        except GradeCommandError as exc:
+            console.print(f"[red]{exc}[/red]")
+            return 2
+        bar.update(task, total=len(results), completed=len(results))
+
+    rows = {r[0]: r for r in _read_csv(Path(args.out) / "grades.csv")}
+    table = Table(title=f"{args.assignment}: {len(results)} students")
+    for col in ("student", "status", "score", "max"):
+        table.add_column(col, justify="right" if col in ("score", "max") else "left")
+    for r in results:
+        row = rows.get(r.student, [r.student, r.status, "", ""])
+        style = None if r.status == "ok" else "yellow"
+        table.add_row(r.student, r.status, row[2], row[3], style=style)
+    console.print(table)
+    console.print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}/")
+    return 0
+
+
+def _read_csv(path: Path) -> list[list[str]]:
+    import csv
+
+    with open(path, newline="") as f:
+        return list(csv.reader(f))[1:]
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m autograder", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     rel = sub.add_parser("release", help="regenerate the student copy in exercises/")
     rel.add_argument("assignment", nargs="?", help="assignment id (default: all)")
+
+    g = sub.add_parser("grade", help="grade a class's submissions")
+    g.add_argument("assignment")
+    g.add_argument("submissions", nargs="?", help="folder or .zip (default: the course's submitted/)")
+    g.add_argument("--out", required=True, help="folder for grades.csv and feedback/")
+    g.add_argument("--jobs", type=int, default=None, help="submissions graded at once (default: cores)")
+    g.add_argument("--force", action="store_true", help="grade again students already graded")
+    g.add_argument("--course", default=str(REPO_ROOT),
+                   help="nbgrader course folder: solutions/, submitted/, autograded/ (default: this repo)")
+    g.add_argument("--db", default=None,
+                   help="gradebook URL (default sqlite:///COURSE/gradebook.db; e.g. postgresql://user@host/db)")
+    g.add_argument("--no-sandbox", action="store_true",
+                   help="run student code without the sandbox (logged; trusted code only)")
+    g.add_argument("--notebook-seconds", dest="notebook_seconds", type=float,
+                   help="wall-clock limit per notebook (default 600)")
+    g.add_argument("--cell-seconds", dest="cell_seconds", type=int, help="limit per cell (default 120)")
+    g.add_argument("--memory-mb", dest="memory_bytes", type=lambda v: int(float(v) * 2**20),
+                   help="memory per kernel, on top of the preloaded libraries (default 4096)")
+    g.add_argument("--output-mb", dest="output_bytes", type=lambda v: int(float(v) * 2**20),
+                   help="all outputs of one notebook (default 5)")
+    g.add_argument("--cpu-seconds", dest="cpu_seconds", type=int, help="CPU time per kernel (default 1200)")
+    g.add_argument("--processes", type=int, help="processes per kernel user (sandbox only; default 64)")
     args = parser.parse_args(argv)
 
     if args.command == "release":
-        known = assignments()
-        todo = [args.assignment] if args.assignment else known
-        unknown = [a for a in todo if a not in known]
-        if unknown:
-            parser.error(f"no instructor source for {unknown}; known assignments: {known}")
-        for a in todo:
-            # Release into a scratch gradebook: regenerating the student copy must not
-            # touch the instructor's real gradebook.db.
-            with tempfile.TemporaryDirectory() as tmp:
-                try:
-                    out = release(a, root=REPO_ROOT, release_dir=Path(tmp) / "release",
-                                  db=Path(tmp) / "gradebook.db")
-                except GradingError as exc:
-                    print(exc, file=sys.stderr)
-                    return 1
-                target = EXERCISES / a
-                if target.exists():
-                    shutil.rmtree(target)
-                shutil.copytree(out, target)
-            print(f"released {a} -> {target.relative_to(EXERCISES.parent)}")
-    return 0
+        return _release(parser, args.assignment)
+    return _grade(args)
 
 
 if __name__ == "__main__":

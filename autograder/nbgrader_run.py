@@ -37,20 +37,20 @@ def _nbgrader(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Co
     return proc
 
 
-def _course_args(root: Path, db: Path | None = None) -> list[str]:
-    db = db or Path(root) / "gradebook.db"
-    return [f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url=sqlite:///{db}"]
+def _course_args(root: Path, db: Path | None = None, db_url: str | None = None) -> list[str]:
+    db_url = db_url or f"sqlite:///{db or Path(root) / 'gradebook.db'}"
+    return [f"--CourseDirectory.root={root}", f"--CourseDirectory.db_url={db_url}"]
 
 
 def release(assignment: str, root: Path = REPO_ROOT, release_dir: Path | None = None,
-            db: Path | None = None) -> Path:
+            db: Path | None = None, db_url: str | None = None) -> Path:
     """Run ``nbgrader generate_assignment``; return the folder of the released notebooks.
 
     ``root`` must hold ``solutions/<assignment>/``. ``release_dir`` overrides where the
     release goes (default: ``<root>/exercises``), ``db`` the gradebook (default:
-    ``<root>/gradebook.db``).
+    ``<root>/gradebook.db``; or any SQLAlchemy URL as ``db_url``).
     """
-    args = ["generate_assignment", assignment, "--force", *_course_args(root, db)]
+    args = ["generate_assignment", assignment, "--force", *_course_args(root, db, db_url)]
     if release_dir is not None:
         args.append(f"--CourseDirectory.release_directory={release_dir}")
     _nbgrader(args, cwd=REPO_ROOT)  # cwd holds nbgrader_config.py

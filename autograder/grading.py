@@ -1,0 +1,512 @@
+"""Grade a class: ``python -m autograder grade ASSIGNMENT [SUBMISSIONS] --out DIR [--jobs N]``.
+
+A thin layer over nbgrader. Each submission goes through nbgrader's own ``Autograde``
+converter and preprocessors (restore test cells from the source, execute, save the grades in
+the gradebook), then ``GenerateFeedback``. What this module adds:
+
+- **intake** (:mod:`autograder.submissions`): folders, zips or ``nbgrader collect``'s layout,
+  with a clear status for a student whose notebook is missing or unreadable;
+- **parallel grading**: ``--jobs`` submissions at once, in threads that each run one
+  ``Autograde`` for one student; gradebook access is serialised by one lock, so SQLite
+  stays consistent (a PostgreSQL gradebook works the same way);
+- **warm kernels**: each notebook runs in a fresh kernel forked from a process that has
+  already imported TensorFlow (:mod:`autograder.kernels`), instead of paying the import each
+  time;
+- **limits**: a wall-clock limit per notebook, an output cap, and resource limits per kernel;
+  a kernel that dies or hits a limit costs the student the cells it did not finish, never
+  the grading of others;
+- **feedback without hidden tests** (:mod:`autograder.feedback`) and **per-cell export**
+  (``grades.csv``);
+- **resumable runs**: a student whose submission was graded (same file) is not graded again
+  unless ``--force``; a rerun only re-exports, with manual grades merged in.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+import json
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from nbclient.exceptions import DeadKernelError
+from nbformat.v4 import new_output
+from traitlets.config import Config
+from traitlets.config.loader import PyFileConfigLoader
+
+from autograder import REPO_ROOT, notebook as nbtools
+from autograder.submissions import Intake, SubmissionsError, import_submissions
+
+log = logging.getLogger("autograder.grade")
+
+# Only one thread talks to the gradebook at a time.
+DB_LOCK = threading.RLock()
+
+
+class GradeCommandError(RuntimeError):
+    """The command cannot run at all (bad arguments, no gradebook, no kernels)."""
+
+
+@dataclass
+class Limits:
+    """Per-submission limits. The defaults fit the five assignments on a 2-core CPU."""
+
+    notebook_seconds: float = 600        # wall clock for the whole notebook
+    cell_seconds: int = 120              # wall clock per cell (nbgrader's Execute.timeout)
+    output_bytes: int = 5 * 2**20        # all outputs of the notebook together
+    memory_bytes: int | None = 4 * 2**30  # on top of what the preloaded libraries use
+    cpu_seconds: int | None = 1200       # CPU time of the kernel process
+    processes: int | None = None         # needs a kernel user id of its own (the sandbox)
+    file_bytes: int | None = 256 * 2**20  # largest file the kernel may write
+
+    def kernel_limits(self) -> dict:
+        return {"memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
+                "processes": self.processes, "file_bytes": self.file_bytes}
+
+
+@dataclass
+class Result:
+    student: str
+    status: str
+    detail: str = ""
+    sha256: str = ""
+    seconds: float = 0.0
+
+
+@dataclass
+class GradingRun:
+    """Everything one ``grade`` command needs; shared by the worker threads."""
+
+    assignment: str
+    course_root: Path
+    db_url: str
+    limits: Limits
+    zygote: object = None
+    kernel_env: dict = field(default_factory=dict)
+    scratch_root: Path | None = None
+    kernel_options: object = None   # callable(student) -> extra ForkKernelManager settings
+    statuses: dict = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def set_status(self, student: str, status: str, detail: str = "") -> None:
+        with self.lock:
+            self.statuses.setdefault(student, (status, detail))
+
+    def new_kernel_manager(self, student: str):
+        from autograder.kernels import ForkKernelManager
+
+        scratch = self.scratch_root / student
+        if scratch.exists():
+            shutil.rmtree(scratch)
+        scratch.mkdir(parents=True)
+        env = dict(self.kernel_env, HOME=str(scratch), NBGRADER_EXECUTION="autograde")
+        settings = dict(zygote=self.zygote, kernel_env=env, kernel_cwd=str(scratch),
+                        limits=self.limits.kernel_limits(),
+                        kernel_log=str(self.scratch_root / f"{student}.kernel.log"))
+        if self.kernel_options is not None:
+            settings.update(self.kernel_options(student, scratch))
+        return ForkKernelManager(**settings)
+
+
+# ---------------------------------------------------------------------------------------------
+# nbgrader preprocessors and converter, adapted for threads and warm kernels
+
+
+def _locked(cls):
+    """A subclass of an nbgrader preprocessor that holds the gradebook lock while it runs."""
+
+    def preprocess(self, nb, resources):
+        with DB_LOCK:
+            return cls.preprocess(self, nb, resources)
+
+    return type(cls.__name__, (cls,), {"preprocess": preprocess, "__module__": __name__})
+
+
+def _pooled_execute_class(grading_run: GradingRun):
+    from nbgrader.preprocessors import Execute
+
+    class PooledExecute(Execute):
+        """nbgrader's Execute with a forked warm kernel, a notebook deadline and an output cap."""
+
+        # A class attribute, not a config value: traitlets deep-copies config, and the run
+        # holds the kernel server's pipes.
+        run = grading_run
+
+        def preprocess(self, nb, resources, km=None):
+            run: GradingRun = self.run
+            student = resources["nbgrader"]["student"]
+            self._student, self._finished, self._output_bytes = student, set(), 0
+            self._km = km = run.new_kernel_manager(student)
+            timer = threading.Timer(run.limits.notebook_seconds, self._stop,
+                                    args=("timeout", f"the notebook ran over {run.limits.notebook_seconds:g} s"))
+            timer.daemon = True
+            timer.start()
+            try:
+                nb, resources = super().preprocess(nb, resources, km=km)
+            except DeadKernelError:
+                code = km.provisioner.process.returncode if km.provisioner and km.provisioner.process else None
+                reason = {-24: "cpu limit", -25: "output limit"}.get(code, "kernel died")
+                run.set_status(student, reason, f"kernel exit code {code}")
+                nb = self.nb
+                self._fail_unfinished(nb, run.statuses[student][0])
+            finally:
+                timer.cancel()
+            return nb, resources
+
+        def _stop(self, status: str, detail: str) -> None:
+            self.run.set_status(self._student, status, detail)
+            proc = getattr(self._km.provisioner, "process", None) if self._km.provisioner else None
+            if proc is not None:
+                proc.kill()
+
+        def _fail_unfinished(self, nb, status: str) -> None:
+            # A test cell with no error output would get full points: every code cell that did
+            # not run to the end gets an error, so it scores nothing.
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type == "code" and index not in self._finished:
+                    cell.outputs.append(new_output("error", ename="GradingStopped", evalue=status,
+                                                   traceback=[f"Grading stopped: {status}."]))
+
+        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+            result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+            self._finished.add(cell_index)
+            return result
+
+        def output(self, outs, msg, display_id, cell_index):
+            self._output_bytes += len(json.dumps(msg.get("content", {})))
+            if self._output_bytes > self.run.limits.output_bytes:
+                self._stop("output limit", f"more than {self.run.limits.output_bytes // 2**20} MB of output")
+                return None
+            return super().output(outs, msg, display_id, cell_index)
+
+    return PooledExecute
+
+
+def _pooled_autograde_class():
+    from nbgrader.converters import Autograde
+    from nbgrader.converters.base import BaseConverter
+
+    class PooledAutograde(Autograde):
+        def init_assignment(self, assignment_id, student_id):
+            with DB_LOCK:
+                super().init_assignment(assignment_id, student_id)
+
+        def convert_single_notebook(self, notebook_filename):
+            # Autograde.convert_single_notebook without its `utils.setenv(NBGRADER_EXECUTION=...)`:
+            # that helper (nbgrader 0.9.6) deletes the variable afterwards, which fails when
+            # another thread deleted it first. The kernels get NBGRADER_EXECUTION in their env.
+            self.log.info("Sanitizing %s", notebook_filename)
+            self._sanitizing = True
+            self._init_preprocessors()
+            BaseConverter.convert_single_notebook(self, notebook_filename)
+            notebook_filename = os.path.join(self.writer.build_directory, os.path.basename(notebook_filename))
+            self.log.info("Autograding %s", notebook_filename)
+            self._sanitizing = False
+            self._init_preprocessors()
+            try:
+                BaseConverter.convert_single_notebook(self, notebook_filename)
+            finally:
+                self._sanitizing = True
+
+    return PooledAutograde
+
+
+def course_config(course_root: Path, db_url: str, run: GradingRun | None = None) -> Config:
+    """The course's nbgrader_config.py (of this repository), pointed at ``course_root``."""
+    from nbconvert.preprocessors import ClearMetadataPreprocessor
+    from nbgrader import preprocessors as pp
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
+    cfg.CourseDirectory.root = str(course_root)
+    cfg.CourseDirectory.db_url = db_url
+    if run is not None:
+        PooledExecute = _pooled_execute_class(run)
+        cfg.Execute.timeout = run.limits.cell_seconds
+        cfg.Autograde.sanitize_preprocessors = [
+            _locked(pp.ClearOutput), _locked(pp.DeduplicateIds), _locked(pp.OverwriteKernelspec),
+            _locked(pp.OverwriteCells), _locked(pp.CheckCellMetadata)]
+        cfg.Autograde.autograde_preprocessors = [
+            PooledExecute, pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
+            _locked(pp.SaveAutoGrades), _locked(pp.AssignLatePenalties), pp.CheckCellMetadata]
+    return cfg
+
+
+# ---------------------------------------------------------------------------------------------
+# Gradebook helpers
+
+
+def course_id() -> str:
+    return PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config().CourseDirectory.course_id
+
+
+def ensure_assignment(assignment: str, course_root: Path, db_url: str) -> None:
+    """Record the assignment in the gradebook (nbgrader generate_assignment) if it is not there."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    from autograder.nbgrader_run import GradingError, release
+
+    with Gradebook(db_url, course_id()) as gb:
+        try:
+            gb.find_assignment(assignment)
+            return
+        except MissingEntry:
+            pass
+    with tempfile.TemporaryDirectory(prefix="dlc-release-") as tmp:
+        try:
+            release(assignment, root=course_root, release_dir=Path(tmp) / "release", db_url=db_url)
+        except GradingError as exc:
+            raise GradeCommandError(str(exc)) from exc
+
+
+def zero_submission(assignment: str, student: str, db_url: str) -> None:
+    """A student with nothing gradable: a submission with 0 on every cell, as nbgrader does for
+    a missing notebook, and no stale autograded copy of an earlier submission."""
+    from nbgrader.api import Gradebook
+
+    with DB_LOCK, Gradebook(db_url, course_id()) as gb:
+        gb.update_or_create_student(student)
+        sub = gb.update_or_create_submission(assignment, student)
+        for nb in sub.notebooks:
+            for grade in nb.grades:
+                grade.auto_score = 0
+                grade.manual_score = None
+                grade.needs_manual_grade = False
+        gb.db.commit()
+
+
+def export_rows(assignment: str, db_url: str, source_nb: Path, students: dict[str, str]) -> tuple[list[str], list[list[str]]]:
+    """grades.csv: a row per student in ``students`` (id -> status), a column per graded cell."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    nb = nbtools.read(source_nb)
+    grade_ids = [nbtools.nbgrader_meta(c)["grade_id"] for c in nb.cells if nbtools.nbgrader_meta(c).get("grade")]
+    header = ["student_id", "status", "score", "max_score", *grade_ids]
+    rows = []
+    with DB_LOCK, Gradebook(db_url, course_id()) as gb:
+        for student, status in sorted(students.items()):
+            cells, total, max_total = {}, 0.0, 0.0
+            try:
+                sub = gb.find_submission(assignment, student)
+            except MissingEntry:
+                sub = None
+            for nb_sub in (sub.notebooks if sub else []):
+                for grade in nb_sub.grades:
+                    max_total += grade.max_score
+                    pending = grade.manual_score is None and grade.needs_manual_grade
+                    score = None if pending else grade.score
+                    cells[grade.name] = "" if score is None else _fmt(score)
+                    total += score or 0.0
+            rows.append([student, status, _fmt(total), _fmt(max_total),
+                         *[cells.get(g, "") for g in grade_ids]])
+    return header, rows
+
+
+def _fmt(x: float) -> str:
+    return f"{float(x):g}"
+
+
+# ---------------------------------------------------------------------------------------------
+# The state of a class's grading, kept next to the gradebook so that a killed run can resume.
+
+
+class GradingState:
+    def __init__(self, path: Path):
+        self.path = path
+        self.lock = threading.Lock()
+        try:
+            self.data: dict[str, dict] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.data = {}
+
+    def done(self, intake: Intake) -> bool:
+        entry = self.data.get(intake.student)
+        return bool(entry) and entry.get("sha256") == intake.sha256
+
+    def record(self, result: Result) -> None:
+        with self.lock:
+            self.data[result.student] = asdict(result)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)  # atomic: a kill leaves the old or the new file
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def _grade_one(run: GradingRun, cfg: Config, intake: Intake) -> Result:
+    from nbgrader.coursedir import CourseDirectory
+
+    start = time.monotonic()
+    coursedir = CourseDirectory(config=cfg)
+    coursedir.assignment_id = run.assignment
+    coursedir.student_id = intake.student
+    converter = _pooled_autograde_class()(coursedir=coursedir, config=cfg, log=log)
+    converter.force = True
+    try:
+        converter.start()
+    except Exception as exc:  # nbgrader reports any failure of one student as an exception
+        log.exception("autograde failed for %s", intake.student)
+        run.set_status(intake.student, "grading error", f"{type(exc).__name__}: {exc}"[:300])
+        zero_submission(run.assignment, intake.student, run.db_url)
+    status, detail = run.statuses.get(intake.student, ("ok", intake.detail))
+    if status == "ok":
+        status, detail = _status_from_outputs(run, intake.student) or ("ok", intake.detail)
+    return Result(intake.student, status, detail, intake.sha256, round(time.monotonic() - start, 1))
+
+
+def _status_from_outputs(run: GradingRun, student: str) -> tuple[str, str] | None:
+    path = run.course_root / "autograded" / student / run.assignment / f"{run.assignment}.ipynb"
+    if not path.exists():
+        return None
+    for cell in nbtools.read(path).cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "error":
+                if out.get("ename") == "CellTimeoutError":
+                    return "timeout", "a cell ran over the per-cell limit"
+                if out.get("ename") == "MemoryError":
+                    return "memory limit", "a cell ran out of memory"
+    return None
+
+
+def _feedback(run: GradingRun, cfg: Config, results: dict[str, Result], out_dir: Path) -> None:
+    """nbgrader generate_feedback (hidden tests redacted) -> OUT/feedback/<student>/<assignment>.html."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.converters import GenerateFeedback
+    from nbgrader.coursedir import CourseDirectory
+    from nbgrader.preprocessors import GetGrades
+
+    from autograder.feedback import RedactHiddenTests
+
+    cfg = Config(cfg)
+    cfg.GenerateFeedback.preprocessors = [_locked(GetGrades), RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+    graded = [s for s, r in results.items()
+              if (run.course_root / "autograded" / s / run.assignment / f"{run.assignment}.ipynb").exists()]
+    for student in graded:
+        coursedir = CourseDirectory(config=cfg)
+        coursedir.assignment_id, coursedir.student_id = run.assignment, student
+        converter = GenerateFeedback(coursedir=coursedir, config=cfg, log=log)
+        converter.force = True
+        try:
+            converter.start()
+        except Exception:
+            log.exception("feedback failed for %s", student)
+    for student, result in results.items():
+        dest = out_dir / "feedback" / student / f"{run.assignment}.html"
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        made = run.course_root / "feedback" / student / run.assignment / f"{run.assignment}.html"
+        if student in graded and made.exists():
+            shutil.copyfile(made, dest)
+        else:
+            dest.write_text(
+                f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(run.assignment)}"
+                f"</title></head><body><h1>{html.escape(run.assignment)}: not graded</h1>"
+                f"<p>Your submission could not be graded: <b>{html.escape(result.status)}</b>.</p>"
+                f"<p>{html.escape(result.detail)}</p></body></html>\n", encoding="utf-8")
+
+
+def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_root: Path = REPO_ROOT,
+          db_url: str | None = None, jobs: int | None = None, force: bool = False,
+          limits: Limits | None = None, sandbox=None, progress=None) -> list[Result]:
+    """Grade every submission of ``assignment``; write ``out_dir/grades.csv`` and feedback."""
+    course_root = Path(course_root).resolve()
+    out_dir = Path(out_dir).resolve()
+    source_nb = course_root / "solutions" / assignment / f"{assignment}.ipynb"
+    if not source_nb.exists():
+        known = sorted(p.name for p in (course_root / "solutions").glob("*") if p.is_dir())
+        raise GradeCommandError(f"no instructor source {source_nb}; known assignments: {known}")
+    db_url = db_url or f"sqlite:///{course_root / 'gradebook.db'}"
+    limits = limits or Limits()
+    # nbgrader runs its environment's `alembic` by name when it creates a gradebook.
+    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    jobs = max(1, jobs or os.cpu_count() or 1)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _log_to(out_dir / "grading.log")
+    # nbgrader's own SQLAlchemy usage warns about session details; those go to the log.
+    logging.captureWarnings(True)
+    logging.getLogger("py.warnings").handlers[:] = log.handlers
+    logging.getLogger("py.warnings").propagate = False
+
+    ensure_assignment(assignment, course_root, db_url)
+    try:
+        intakes = import_submissions(assignment, submissions, course_root / "submitted")
+    except SubmissionsError as exc:
+        raise GradeCommandError(str(exc)) from exc
+    state = GradingState(course_root / "autograded" / f".{assignment}-grading.json")
+    results: dict[str, Result] = {}
+    todo = []
+    for intake in intakes:
+        if intake.status != "ok":
+            if force or not state.done(intake) or state.data[intake.student]["status"] != intake.status:
+                zero_submission(assignment, intake.student, db_url)
+                shutil.rmtree(course_root / "autograded" / intake.student / assignment, ignore_errors=True)
+                state.record(Result(intake.student, intake.status, intake.detail, intake.sha256))
+            results[intake.student] = Result(intake.student, intake.status, intake.detail, intake.sha256)
+        elif not force and state.done(intake):
+            results[intake.student] = Result(**state.data[intake.student])
+        else:
+            todo.append(intake)
+    log.info("%d students; %d to grade, %d already graded or not gradable", len(intakes), len(todo),
+             len(intakes) - len(todo))
+
+    if todo:
+        with tempfile.TemporaryDirectory(prefix="dlc-grade-") as tmp:
+            run = GradingRun(assignment, course_root, db_url, limits, scratch_root=Path(tmp) / "scratch",
+                             kernel_env=kernel_environment())
+            run.scratch_root.mkdir()
+            cfg = course_config(course_root, db_url, run)
+            with _start_kernels(run, sandbox, Path(tmp)) as zygote:
+                run.zygote = zygote
+                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                    futures = {pool.submit(_grade_one, run, cfg, intake): intake for intake in todo}
+                    for future in as_completed(futures):
+                        result = future.result()
+                        state.record(result)
+                        results[result.student] = result
+                        if progress:
+                            progress(result)
+    cfg = course_config(course_root, db_url)
+    _feedback(GradingRun(assignment, course_root, db_url, limits), cfg, results, out_dir)
+    header, rows = export_rows(assignment, db_url, source_nb, {s: r.status for s, r in results.items()})
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows([header, *rows])
+    (out_dir / "grades.csv").write_text(buf.getvalue())
+    return [results[s] for s in sorted(results)]
+
+
+def kernel_environment() -> dict[str, str]:
+    """The environment of the grading kernels: the course package, offline, quiet TensorFlow."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
+    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0", DLCOURSE_OFFLINE="1",
+               MPLBACKEND="module://matplotlib_inline.backend_inline",
+               PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
+    env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p)
+    return env
+
+
+def _start_kernels(run: GradingRun, sandbox, tmp: Path):
+    from autograder.kernels import KernelStartError, Zygote
+
+    try:
+        if sandbox is None:
+            return Zygote(run.kernel_env)
+        return sandbox.start_zygote(run, tmp)
+    except KernelStartError as exc:
+        raise GradeCommandError(str(exc)) from exc
+
+
+def _log_to(path: Path) -> None:
+    handler = logging.FileHandler(path, mode="w")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
+    log.handlers[:] = [handler]
+    log.setLevel(logging.INFO)
+    log.propagate = False
