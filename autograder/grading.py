@@ -108,7 +108,9 @@ class GradingRun:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)
-        env = dict(self.kernel_env, HOME=str(scratch), NBGRADER_EXECUTION="autograde")
+        # Everything a kernel writes by default goes to its own scratch folder.
+        env = dict(self.kernel_env, HOME=str(scratch), TMPDIR=str(scratch), NBGRADER_EXECUTION="autograde",
+                   IPYTHONDIR=str(scratch / ".ipython"), MPLCONFIGDIR=str(scratch / ".matplotlib"))
         settings = dict(zygote=self.zygote, kernel_env=env, kernel_cwd=str(scratch),
                         limits=self.limits.kernel_limits(),
                         kernel_log=str(self.scratch_root / f"{student}.kernel.log"))
@@ -191,6 +193,29 @@ def _pooled_execute_class(grading_run: GradingRun):
     return PooledExecute
 
 
+def _fail_tampered_tests_class():
+    from nbgrader.preprocessors import NbGraderPreprocessor
+
+    from autograder.guard import TAMPER_MARK
+
+    class FailTamperedTests(NbGraderPreprocessor):
+        """A test cell during which the student's code changed the test tools fails (see
+        :mod:`autograder.guard`, which marks such cells)."""
+
+        def preprocess_cell(self, cell, resources, index):
+            meta = nbtools.nbgrader_meta(cell)
+            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+                marked = any(TAMPER_MARK in str(o.get("text", "")) for o in cell.get("outputs", []))
+                if marked:
+                    cell.outputs.append(new_output("error", ename="TestToolsModified",
+                                                   evalue="the code under test changed numpy/math/builtins",
+                                                   traceback=["The code under test changed the test tools; "
+                                                              "this test cell counts as failed."]))
+            return cell, resources
+
+    return FailTamperedTests
+
+
 def _pooled_autograde_class():
     from nbgrader.converters import Autograde
     from nbgrader.converters.base import BaseConverter
@@ -235,7 +260,7 @@ def course_config(course_root: Path, db_url: str, run: GradingRun | None = None)
             _locked(pp.ClearOutput), _locked(pp.DeduplicateIds), _locked(pp.OverwriteKernelspec),
             _locked(pp.OverwriteCells), _locked(pp.CheckCellMetadata)]
         cfg.Autograde.autograde_preprocessors = [
-            PooledExecute, pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
+            PooledExecute, _fail_tampered_tests_class(), pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
             _locked(pp.SaveAutoGrades), _locked(pp.AssignLatePenalties), pp.CheckCellMetadata]
     return cfg
 
@@ -426,6 +451,8 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
         raise GradeCommandError(f"no instructor source {source_nb}; known assignments: {known}")
     db_url = db_url or f"sqlite:///{course_root / 'gradebook.db'}"
     limits = limits or Limits()
+    if sandbox is not None and limits.processes is None:
+        limits.processes = sandbox.processes
     # nbgrader runs its environment's `alembic` by name when it creates a gradebook.
     os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
     jobs = max(1, jobs or os.cpu_count() or 1)

@@ -70,22 +70,20 @@ class ForkedProcess:
         return self.returncode
 
     def send_signal(self, signum: int) -> None:
+        # Through the zygote: it is the kernel's parent, and inside a sandbox the kernel's pid
+        # is a pid of the sandbox's namespace, not one of ours. It signals the whole process
+        # group, so whatever the kernel started gets the signal too.
         if self.poll() is None:
             try:
-                os.kill(self.pid, signum)
-            except ProcessLookupError:
+                self._conn.sendall(json.dumps({"signal": int(signum)}).encode() + b"\n")
+            except OSError:
                 pass
 
     def terminate(self) -> None:
         self.send_signal(signal.SIGTERM)
 
     def kill(self) -> None:
-        # The whole process group: whatever the kernel started dies with it.
-        if self.poll() is None:
-            try:
-                os.killpg(self.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                self.send_signal(signal.SIGKILL)
+        self.send_signal(signal.SIGKILL)
 
 
 class Zygote:
@@ -181,11 +179,27 @@ class ForkProvisioner(LocalProvisioner):
         env = dict(km.kernel_env)
         env.update(kwargs.get("env") or {})
         cwd = str(km.kernel_cwd or kwargs.get("cwd") or os.getcwd())
+        if km.uid is not None:
+            # jupyter_client wrote it 0600 for us; the kernel runs as its own user.
+            os.chown(km.connection_file, km.uid, km.uid)
         self.process = km.zygote.spawn(argv, cwd=cwd, env=env, limits=km.limits, uid=km.uid,
                                        log=km.kernel_log)
-        self.pid = self.pgid = self.process.pid
+        self.pid = self.process.pid
+        self.pgid = None  # signals go through ForkedProcess (the zygote), never os.killpg here
         self.cwd = cwd
         return self.connection_info
+
+    async def send_signal(self, signum: int) -> None:
+        if self.process:
+            self.process.send_signal(signum)
+
+    async def kill(self, restart: bool = False) -> None:
+        if self.process:
+            self.process.kill()
+
+    async def terminate(self, restart: bool = False) -> None:
+        if self.process:
+            self.process.terminate()
 
 
 class ForkKernelManager(AsyncKernelManager):

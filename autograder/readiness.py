@@ -14,7 +14,8 @@ Markdown read by jupytext) from ``book/``, solutions from their assignment folde
 profile reaches the kernels through ``DLCOURSE_PROFILE``.
 
 Exit status: 0 when every notebook ran cleanly, 1 when any failed (the run goes on after a
-failure, so one report lists them all), 2 for a usage error.
+failure, so one report lists them all), 2 for a usage error, 130 after Ctrl-C (the report
+then lists the notebooks that did not run).
 """
 
 from __future__ import annotations
@@ -188,11 +189,12 @@ def read_notebook(path: Path) -> nbformat.NotebookNode:
 # --- Running a notebook ------------------------------------------------------------------------
 
 def _probe_output(cell) -> object:
-    for out in cell.get("outputs", []):
-        if out.get("output_type") == "stream" and out.get("name") == "stdout":
-            for line in out.get("text", "").splitlines():
-                if line.startswith(MARK):
-                    return json.loads(line[len(MARK):])
+    # The kernel may split one long print into several stream messages.
+    stdout = "".join(out.get("text", "") for out in cell.get("outputs", [])
+                     if out.get("output_type") == "stream" and out.get("name") == "stdout")
+    for line in stdout.splitlines():
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
     return None
 
 
@@ -344,7 +346,8 @@ def markdown(report: dict) -> str:
         lines += ["", f"### {r['name']}", ""]
         if r["error"]:
             e = r["error"]
-            lines += [f"**{r['status']}** in cell index {e['cell']}: `{e['ename']}: {e['evalue']}`", ""]
+            first = (e["evalue"].splitlines() or [""])[0]
+            lines += [f"**{r['status']}** in cell index {e['cell']}: `{e['ename']}: {first}`", ""]
             if e["traceback_tail"]:
                 lines += ["```"] + e["traceback_tail"] + ["```", ""]
         if r["histories"]:
@@ -414,12 +417,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{_fmt_time(time.monotonic() - t0):>7}] {msg}", flush=True)
 
     log(f"profile {args.profile}: {len(targets)} notebooks, kernel logs in {logs}/")
-    results = []
+    results, device, interrupted = [], None, False
     for i, target in enumerate(targets, 1):
         tag = f"{i}/{len(targets)} {target.kind} {target.name}"
         log(f"{tag}: started")
         try:
             res = asyncio.run(_run(target, env, args.timeout, logs / f"{target.name}.log"))
+        except KeyboardInterrupt:  # Ctrl-C: still write the report of what has run
+            results += [Result(t.name, t.kind, _rel(t.path)) for t in targets[i - 1:]]
+            interrupted = True
+            log(f"{tag}: interrupted")
+            break
         except Exception as exc:  # the kernel did not start, the file does not parse, ...
             res = Result(target.name, target.kind, _rel(target.path), status="failed",
                          error=_error_of(exc, None))
@@ -428,13 +436,16 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{tag}: {res.status}" + (f" ({res.error['ename']})" if res.error else "")
             + f" in {_fmt_time(res.seconds)}"
             + (f", {acc['metric']} {acc['value']:.3f}" if acc else ""))
+        if device is None and res.device:
+            # The device as the notebooks' kernels see it, as soon as one reported it.
+            device = res.device
+            log(f"device: {device['kind']} {device['name']}")
 
-    # The device as the notebooks' kernels saw it; a kernel of its own if none loaded dlcourse.
-    device = next((r.device for r in results if r.device), None)
-    if device is None:
+    if device is None:  # no notebook loaded dlcourse and TensorFlow: a kernel of its own
         log("device report ...")
-        device = device_report(env, args.timeout, logs / "device.log")
-    log("device: " + (device.get("error") or f"{device['kind']} {device['name']}"))
+        # Importing TensorFlow can take a while on a cold disk: not bound by --timeout.
+        device = device_report(env, 600, logs / "device.log")
+        log("device: " + (device.get("error") or f"{device['kind']} {device['name']}"))
 
     failed = [r.name for r in results if r.status != "ok"]
     report = {
@@ -449,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
     args.out.with_suffix(".json").write_text(json.dumps(report, indent=1), encoding="utf-8")
     log(f"report: {args.out} and {args.out.with_suffix('.json')}"
         + (f"; FAILED: {', '.join(failed)}" if failed else "; all notebooks ran cleanly"))
-    return 1 if failed else 0
+    return 130 if interrupted else 1 if failed else 0
 
 
 if __name__ == "__main__":

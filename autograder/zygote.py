@@ -87,6 +87,10 @@ def _run_kernel(request: dict) -> None:
     app = IPKernelApp.instance()
     app.initialize(request["argv"])
     _retarget_log_handlers()
+    if request.get("guard", True):
+        from autograder import guard
+
+        guard.install(app.shell)  # before any student code runs
     app.start()
 
 
@@ -113,8 +117,20 @@ def serve(sock_path: str) -> None:
     print("ready", flush=True)
     children: dict[int, socket.socket] = {}
     while True:
-        readable, _, _ = select.select([server], [], [], 0.1)
-        if readable:
+        readable, _, _ = select.select([server, *children.values()], [], [], 0.1)
+        # {"signal": N} from a kernel's client: signal that kernel's process group.
+        for pid, conn in list(children.items()):
+            if conn in readable:
+                try:
+                    data = conn.recv(4096)
+                except OSError:
+                    data = b""
+                for line in data.splitlines():
+                    try:
+                        os.killpg(pid, int(json.loads(line)["signal"]))
+                    except (OSError, ValueError, KeyError):
+                        pass
+        if server in readable:
             conn, _ = server.accept()
             with conn.makefile("r") as f:
                 line = f.readline()
@@ -128,10 +144,17 @@ def serve(sock_path: str) -> None:
                 conn.close()
                 for other in children.values():
                     other.close()
+                code = 0
                 try:
                     _run_kernel(request)
+                except BaseException:
+                    import traceback
+
+                    traceback.print_exc()  # into the kernel's log
+                    sys.stderr.flush()
+                    code = 1
                 finally:
-                    os._exit(0)
+                    os._exit(code)
             children[pid] = conn
             conn.sendall(json.dumps({"pid": pid}).encode() + b"\n")
         # Reap finished kernels and tell their clients how they ended.

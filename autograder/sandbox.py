@@ -1,0 +1,122 @@
+"""The grading sandbox: bubblewrap around the kernel server, a user id per student's kernel.
+
+``bwrap`` (Debian package ``bubblewrap``) starts the zygote (:mod:`autograder.zygote`) in new
+network, PID, IPC and UTS namespaces, with a filesystem made only of what a kernel needs:
+
+- read-only: ``/usr`` (and the ``/bin``, ``/lib`` links), ``/etc``, the Python installation,
+  the course's virtual environment, and the course packages ``dlcourse/`` and ``autograder/``;
+- read-write: the grading run's scratch folder (a sub-folder per student, owned by that
+  student's kernel user, mode 0700) and a socket folder for the kernels' ZeroMQ ``ipc``
+  sockets (with no network, a kernel cannot use the grader's TCP loopback ports);
+- a private ``/tmp`` (tmpfs, size-capped), ``/proc`` and ``/dev``;
+- nothing else: not ``solutions/`` (hidden tests), not the gradebook, not ``submitted/`` or
+  ``autograded/`` (other students), not the instructor's home.
+
+Each forked kernel then drops from root to a user id of its own (``setuid``; the zygote keeps
+only ``CAP_SETUID``/``CAP_SETGID`` for that), so kernels cannot read each other's scratch
+folders and ``RLIMIT_NPROC`` caps each kernel's processes. Memory, CPU time and file size are
+``setrlimit`` caps set by the zygote; the notebook's wall clock and its output size are watched
+by the grader (:mod:`autograder.grading`). ``--die-with-parent`` takes every kernel down with
+the grader if it is killed.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from autograder import REPO_ROOT
+
+FIRST_KERNEL_UID = 61000   # kernel k runs as uid FIRST_KERNEL_UID + k (no passwd entry needed)
+TMPFS_BYTES = 256 * 2**20
+
+
+class SandboxUnavailable(RuntimeError):
+    """bubblewrap is missing or cannot create the namespaces on this machine."""
+
+
+class Sandbox:
+    def __init__(self, bwrap: str, processes: int = 64):
+        self.bwrap = bwrap
+        self.processes = processes
+        self._next_uid = FIRST_KERNEL_UID
+        self.sockets: Path | None = None
+
+    @classmethod
+    def for_course(cls, course_root: Path | None = None, processes: int = 64) -> "Sandbox":
+        """Check that bubblewrap works here; raise :class:`SandboxUnavailable` with the reason."""
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
+        if os.geteuid() != 0:
+            raise SandboxUnavailable("the sandbox gives each kernel a user id of its own, "
+                                     "which needs the grader to run as root")
+        probe = subprocess.run([bwrap, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/",
+                                "--proc", "/proc", "--dev", "/dev", "true"],
+                               capture_output=True, text=True, timeout=30)
+        if probe.returncode != 0:
+            raise SandboxUnavailable(f"bwrap cannot create namespaces here: {probe.stderr.strip()}")
+        return cls(bwrap, processes=processes)
+
+    def readable_paths(self) -> list[Path]:
+        """What the kernels may read (read-only binds), besides /usr and /etc."""
+        paths = {Path(sys.base_prefix), Path(sys.prefix), REPO_ROOT / "dlcourse", REPO_ROOT / "autograder"}
+        return sorted(p.resolve() for p in paths if p.exists())
+
+    def command(self, cmd: list[str], scratch: Path, sockets: Path) -> list[str]:
+        args = [self.bwrap, "--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts",
+                "--die-with-parent", "--new-session",
+                "--cap-add", "CAP_SETUID", "--cap-add", "CAP_SETGID",
+                "--ro-bind", "/usr", "/usr", "--ro-bind", "/etc", "/etc",
+                "--proc", "/proc", "--dev", "/dev", "--perms", "1777", "--size", str(TMPFS_BYTES), "--tmpfs", "/tmp"]
+        for link in ("bin", "lib", "lib64", "sbin"):
+            target = Path("/") / link
+            if target.is_symlink():
+                args += ["--symlink", os.readlink(target), str(target)]
+            elif target.exists():
+                args += ["--ro-bind", str(target), str(target)]
+        readable = self.readable_paths()
+        # bwrap makes missing parent folders of a mount point 0700 (root only): make them
+        # 0755 first, or the kernels (other users) could not reach what is mounted there.
+        parents = sorted({a for p in [*readable, scratch, sockets] for a in p.parents
+                          if a != Path("/") and a not in (Path("/usr"), Path("/etc"), Path("/tmp"))
+                          and not any(a == r or a.is_relative_to(r) for r in readable)},
+                         key=lambda a: len(a.parts))
+        for parent in parents:
+            args += ["--perms", "0755", "--dir", str(parent)]
+        for path in readable:
+            args += ["--ro-bind", str(path), str(path)]
+        args += ["--bind", str(scratch), str(scratch), "--bind", str(sockets), str(sockets),
+                 "--chdir", str(scratch)]
+        return args + ["--", *cmd]
+
+    def start_zygote(self, run, tmp: Path):
+        from autograder.kernels import Zygote
+
+        self.sockets = Path(tmp) / "sockets"
+        (self.sockets / "kernels").mkdir(parents=True, exist_ok=True)
+        # Kernels (other uids) create their ipc sockets here, but cannot list the folder; the
+        # zygote's own socket lives in a root-only folder, so a kernel cannot ask for a kernel.
+        os.chmod(self.sockets, 0o711)
+        os.chmod(self.sockets / "kernels", 0o1733)
+        zygote_dir = self.sockets / "zygote"
+        zygote_dir.mkdir(exist_ok=True)
+        os.chmod(zygote_dir, 0o700)
+        os.chmod(run.scratch_root, 0o711)
+        os.chmod(Path(tmp), 0o711)
+        run.kernel_options = self.kernel_options
+        return Zygote(run.kernel_env, socket_dir=zygote_dir,
+                      wrap=lambda cmd: self.command(cmd, run.scratch_root, self.sockets))
+
+    def kernel_options(self, student: str, scratch: Path) -> dict:
+        """ForkKernelManager settings for one student's kernel (called by the grading run)."""
+        uid = self._next_uid
+        self._next_uid += 1
+        os.chown(scratch, uid, uid)
+        os.chmod(scratch, 0o700)
+        prefix = self.sockets / "kernels" / f"k{uid}"
+        return {"uid": uid, "transport": "ipc", "ip": str(prefix),
+                "connection_file": str(prefix) + ".json"}
