@@ -12,7 +12,7 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env sysdeps book test lock release gpu-env kernel bench clean
+.PHONY: env sysdeps book test lock release gpu-env kernel readiness bench clean
 
 env: $(STAMP)
 
@@ -60,6 +60,11 @@ release: env
 gpu-env:
 	$(MAKE) env LOCK=requirements-gpu.lock
 	$(BIN)/python -c "import dlcourse; dlcourse.setup()"
+
+# Before a term: run every chapter and solution notebook in a profile and write a report
+# (device, time per notebook, final accuracies). On a networked GPU kernel: PROFILE=full.
+readiness: env
+	$(BIN)/python -m autograder.readiness --profile $(or $(PROFILE),small) --out _build/readiness/report.md
 
 bench: env
 	$(BIN)/python benchmarks/bench_build_and_grade.py

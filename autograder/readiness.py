@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import datetime as dt
 import fnmatch
@@ -29,6 +30,7 @@ import json
 import os
 import platform
 import re
+import signal
 import socket
 import sys
 import time
@@ -222,6 +224,11 @@ async def _run(target: Target, env: dict, timeout: int, log: Path) -> Result:
     client.reset_execution_trackers()
     with open(log, "wb") as fh:
         async with client.async_setup_kernel(env=env, cwd=str(target.cwd), stdout=fh, stderr=fh):
+            # nbclient's SIGINT handler only shuts the kernel down and the run would go on;
+            # Ctrl-C cancels this notebook instead (the kernel is still shut down on the way out).
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                asyncio.get_running_loop().add_signal_handler(
+                    signal.SIGINT, asyncio.current_task().cancel)
             await _execute_cells(client, nb, target, res)
             res.seconds = time.monotonic() - start
             # A timed-out cell may still be running, a dead kernel answers nothing.
@@ -423,7 +430,7 @@ def main(argv: list[str] | None = None) -> int:
         log(f"{tag}: started")
         try:
             res = asyncio.run(_run(target, env, args.timeout, logs / f"{target.name}.log"))
-        except KeyboardInterrupt:  # Ctrl-C: still write the report of what has run
+        except (KeyboardInterrupt, asyncio.CancelledError):  # Ctrl-C: report what has run
             results += [Result(t.name, t.kind, _rel(t.path)) for t in targets[i - 1:]]
             interrupted = True
             log(f"{tag}: interrupted")
@@ -441,7 +448,7 @@ def main(argv: list[str] | None = None) -> int:
             device = res.device
             log(f"device: {device['kind']} {device['name']}")
 
-    if device is None:  # no notebook loaded dlcourse and TensorFlow: a kernel of its own
+    if device is None and not interrupted:  # no notebook loaded TensorFlow: a kernel of its own
         log("device report ...")
         # Importing TensorFlow can take a while on a cold disk: not bound by --timeout.
         device = device_report(env, 600, logs / "device.log")
@@ -451,7 +458,7 @@ def main(argv: list[str] | None = None) -> int:
     report = {
         "profile": args.profile, "started": started.isoformat(timespec="seconds"),
         "host": socket.gethostname(), "python": platform.python_version(),
-        "seconds": time.monotonic() - t0, "device": device,
+        "seconds": time.monotonic() - t0, "device": device or {"error": "interrupted"},
         "passed": len(results) - len(failed), "failed": failed,
         "notebooks": [dataclasses.asdict(r) for r in results],
     }

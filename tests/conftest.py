@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -26,6 +27,9 @@ def built_book() -> Path:
     """Build the whole book with -W --all (warnings are errors, every page re-read)."""
     jb = Path(sys.executable).parent / "jupyter-book"
     env = dict(os.environ, **OFFLINE_ENV)
+    # --all re-reads every page but leaves stale pages of older builds; the execution cache
+    # (_build/.jupyter_cache) stays.
+    shutil.rmtree(BUILD / "html", ignore_errors=True)
     proc = subprocess.run([str(jb), "build", str(REPO), "-W", "--all", "--keep-going"],
                           cwd=REPO, env=env, capture_output=True, text=True, timeout=1800)
     if proc.returncode != 0:

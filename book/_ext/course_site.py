@@ -162,7 +162,20 @@ def colab_for_text_notebooks(app, pagename, templatename, context, doctree):
                 buttons.remove(button)  # no published .ipynb: a link to the .md would not open
 
 
+def dedupe_scripts(app, pagename, templatename, context, doctree):
+    """Sphinx 7.4 lists inline scripts added after the builder starts twice, so every page
+    threw "Identifier 'THEBE_JS_URL' has already been declared" in the browser."""
+    seen, unique = set(), []
+    for js in context.get("script_files", []):
+        key = (js.filename or "", js.priority, tuple(sorted(js.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    context["script_files"] = unique
+
+
 def setup(app):
+    app.connect("html-page-context", dedupe_scripts)
     app.add_config_value("course_pages_branch", "gh-pages", "html")
     app.connect("builder-inited", write_glossary)
     app.add_role("colab", colab_role)
