@@ -22,6 +22,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
 	$(BIN)/uv pip sync --quiet --python $(BIN)/python $(LOCK)
 	$(BIN)/uv pip install --quiet --python $(BIN)/python --no-deps -e .
+	$(BIN)/python -m dlcourse.kernel install
 	rm -f $(VENV)/.synced-* && touch $@
 
 book: env
@@ -60,6 +61,11 @@ release: env
 gpu-env:
 	$(MAKE) env LOCK=requirements-gpu.lock
 	$(BIN)/python -c "import dlcourse; dlcourse.setup()"
+
+# The course kernel "Deep Learning (TensorFlow)" and nbgrader's student extensions, inside
+# .venv (make env does it too). Instructors: make kernel KERNEL_FLAGS=--instructor
+kernel: env
+	$(BIN)/python -m dlcourse.kernel install $(KERNEL_FLAGS)
 
 # Before a term: run every chapter and solution notebook in a profile and write a report
 # (device, time per notebook, final accuracies). On a networked GPU kernel: PROFILE=full.

@@ -19,3 +19,9 @@ c.OverwriteCells.add_missing_cells = True
 
 # Grading runs the whole notebook, including a short Keras training run.
 c.Execute.timeout = 120
+
+# Grade with the `python3` kernel, whatever kernel the notebook names: the native ipykernel
+# of the Python that runs nbgrader (the course environment), so that grading works on a
+# machine where the course kernel "dlcourse" is not registered. (`python -m autograder grade`
+# forks its own Python kernels and ignores kernel names anyway.)
+c.Execute.kernel_name = "python3"

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from autograder import EXERCISES, REPO_ROOT, assignments
 from autograder.nbgrader_run import GradingError, release
+from autograder.release_checks import write_checks
 
 
 def _release(parser, assignment: str | None) -> int:
@@ -41,6 +42,7 @@ def _release(parser, assignment: str | None) -> int:
             if target.exists():
                 shutil.rmtree(target)
             shutil.copytree(out, target)
+        write_checks(a)  # dlcourse/checks/<a>.json: the visible tests dlcourse.check() runs
         print(f"released {a} -> {target.relative_to(EXERCISES.parent)}")
     return 0
 

@@ -13,6 +13,8 @@ from dlcourse import data, plots
 from dlcourse.device import DeviceInfo, device_info, setup
 from dlcourse.grading import grading_mode
 from dlcourse.seeding import seed_everything
+from dlcourse.selfcheck import check, use_assignment
 
-__all__ = ["DeviceInfo", "data", "plots", "device_info", "grading_mode", "seed_everything", "setup"]
+__all__ = ["DeviceInfo", "check", "data", "plots", "device_info", "grading_mode", "seed_everything",
+           "setup", "use_assignment"]
 __version__ = "0.1.0"
