@@ -66,12 +66,8 @@ def _grade(args) -> int:
         console.print("[yellow]--no-sandbox: student code runs with your permissions, "
                       "network and files.[/yellow]")
     else:
-        try:
-            from autograder.sandbox import Sandbox, SandboxUnavailable
-        except ImportError:  # no sandbox module yet: say so instead of grading unsafely
-            console.print("[red]The grading sandbox is not available in this version; "
-                          "rerun with --no-sandbox to grade without it.[/red]")
-            return 2
+        from autograder.sandbox import Sandbox, SandboxUnavailable
+
         try:
             sandbox = Sandbox.for_course(Path(args.course))
         except SandboxUnavailable as exc:
@@ -95,7 +91,7 @@ def _grade(args) -> int:
                             jobs=args.jobs, force=args.force, limits=limits, sandbox=sandbox,
                             progress=progress)
         except GradeCommandError as exc:
-            console.print(f"[red]{exc}[/red]")
+            console.print(f"[red]{exc}[/red]", soft_wrap=True)
             return 2
         bar.update(task, total=len(results), completed=len(results))
 

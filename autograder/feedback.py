@@ -58,7 +58,8 @@ class RedactHiddenTests(NbGraderPreprocessor):
     """Hide the hidden tests (code, messages, output) of every autograded test cell."""
 
     def preprocess_cell(self, cell, resources, index):
-        meta = nbgrader_meta(cell)
-        if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
+        # Any code cell with a hidden-test block: a test cell, or a copy of one that lost its
+        # nbgrader metadata (a duplicated cell).
+        if cell.cell_type == "code" and HIDDEN_RE.search(cell.source):
             redact_test_cell(cell)
         return cell, resources

@@ -94,6 +94,7 @@ class GradingRun:
     kernel_env: dict = field(default_factory=dict)
     scratch_root: Path | None = None
     kernel_options: object = None   # callable(student) -> extra ForkKernelManager settings
+    guard: bool = True              # autograder.guard in every kernel
     statuses: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -113,7 +114,7 @@ class GradingRun:
                    IPYTHONDIR=str(scratch / ".ipython"), MPLCONFIGDIR=str(scratch / ".matplotlib"))
         settings = dict(zygote=self.zygote, kernel_env=env, kernel_cwd=str(scratch),
                         limits=self.limits.kernel_limits(),
-                        kernel_log=str(self.scratch_root / f"{student}.kernel.log"))
+                        kernel_log=str(self.scratch_root / f"{student}.kernel.log"), guard=self.guard)
         if self.kernel_options is not None:
             settings.update(self.kernel_options(student, scratch))
         return ForkKernelManager(**settings)
@@ -178,9 +179,9 @@ def _pooled_execute_class(grading_run: GradingRun):
                     cell.outputs.append(new_output("error", ename="GradingStopped", evalue=status,
                                                    traceback=[f"Grading stopped: {status}."]))
 
-        async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
-            result = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
-            self._finished.add(cell_index)
+        def preprocess_cell(self, cell, resources, index):
+            result = super().preprocess_cell(cell, resources, index)
+            self._finished.add(index)
             return result
 
         def output(self, outs, msg, display_id, cell_index):
@@ -191,6 +192,29 @@ def _pooled_execute_class(grading_run: GradingRun):
             return super().output(outs, msg, display_id, cell_index)
 
     return PooledExecute
+
+
+def _deduplicate_ids_class():
+    from nbgrader import utils
+    from nbgrader.preprocessors import DeduplicateIds
+
+    class DeduplicateIds(DeduplicateIds):
+        """nbgrader's DeduplicateIds leaves an empty ``nbgrader`` dict on a duplicate cell,
+        which makes OverwriteCells crash (KeyError 'grade_id'); drop the key instead. As in
+        nbgrader, the last copy of a cell keeps its grading metadata."""
+
+        def preprocess_cell(self, cell, resources, cell_index):
+            if not (utils.is_grade(cell) or utils.is_solution(cell) or utils.is_locked(cell)):
+                return cell, resources
+            grade_id = cell.metadata.nbgrader.get("grade_id")
+            if grade_id in self.grade_ids or grade_id is None:
+                self.log.warning("Cell with id '%s' exists multiple times!", grade_id)
+                del cell.metadata["nbgrader"]
+            else:
+                self.grade_ids.add(grade_id)
+            return cell, resources
+
+    return DeduplicateIds
 
 
 def _fail_tampered_tests_class():
@@ -256,8 +280,13 @@ def course_config(course_root: Path, db_url: str, run: GradingRun | None = None)
     if run is not None:
         PooledExecute = _pooled_execute_class(run)
         cfg.Execute.timeout = run.limits.cell_seconds
+        # nbclient waits this long for a cell's last outputs after its reply (default 4 s, and
+        # nbgrader then fails the whole submission): too short for a loaded grading machine.
+        # The reply's status still decides pass or fail, so late output is not a risk.
+        cfg.Execute.iopub_timeout = 30
+        cfg.Execute.raise_on_iopub_timeout = False
         cfg.Autograde.sanitize_preprocessors = [
-            _locked(pp.ClearOutput), _locked(pp.DeduplicateIds), _locked(pp.OverwriteKernelspec),
+            _locked(pp.ClearOutput), _locked(_deduplicate_ids_class()), _locked(pp.OverwriteKernelspec),
             _locked(pp.OverwriteCells), _locked(pp.CheckCellMetadata)]
         cfg.Autograde.autograde_preprocessors = [
             PooledExecute, _fail_tampered_tests_class(), pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
@@ -441,7 +470,7 @@ def _feedback(run: GradingRun, cfg: Config, results: dict[str, Result], out_dir:
 
 def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_root: Path = REPO_ROOT,
           db_url: str | None = None, jobs: int | None = None, force: bool = False,
-          limits: Limits | None = None, sandbox=None, progress=None) -> list[Result]:
+          limits: Limits | None = None, sandbox=None, progress=None, guard: bool = True) -> list[Result]:
     """Grade every submission of ``assignment``; write ``out_dir/grades.csv`` and feedback."""
     course_root = Path(course_root).resolve()
     out_dir = Path(out_dir).resolve()
@@ -463,6 +492,9 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     logging.getLogger("py.warnings").handlers[:] = log.handlers
     logging.getLogger("py.warnings").propagate = False
 
+    if sandbox is None:
+        log.warning("grading WITHOUT the sandbox (--no-sandbox): student code runs with the "
+                    "grader's permissions, files and network")
     ensure_assignment(assignment, course_root, db_url)
     try:
         intakes = import_submissions(assignment, submissions, course_root / "submitted")
@@ -488,7 +520,7 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if todo:
         with tempfile.TemporaryDirectory(prefix="dlc-grade-") as tmp:
             run = GradingRun(assignment, course_root, db_url, limits, scratch_root=Path(tmp) / "scratch",
-                             kernel_env=kernel_environment())
+                             kernel_env=kernel_environment(), guard=guard)
             run.scratch_root.mkdir()
             cfg = course_config(course_root, db_url, run)
             with _start_kernels(run, sandbox, Path(tmp)) as zygote:
