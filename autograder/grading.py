@@ -39,6 +39,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from nbclient.exceptions import DeadKernelError
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import SQLAlchemyError
 from nbformat.v4 import new_output
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
@@ -483,7 +485,9 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if sandbox is not None and limits.processes is None:
         limits.processes = sandbox.processes
     # nbgrader runs its environment's `alembic` by name when it creates a gradebook.
-    os.environ["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     jobs = max(1, jobs or os.cpu_count() or 1)
     out_dir.mkdir(parents=True, exist_ok=True)
     _log_to(out_dir / "grading.log")
@@ -495,7 +499,11 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if sandbox is None:
         log.warning("grading WITHOUT the sandbox (--no-sandbox): student code runs with the "
                     "grader's permissions, files and network")
-    ensure_assignment(assignment, course_root, db_url)
+    try:
+        ensure_assignment(assignment, course_root, db_url)
+    except (SQLAlchemyError, ImportError) as exc:  # bad URL, server down, no driver
+        shown = make_url(db_url).render_as_string(hide_password=True)
+        raise GradeCommandError(f"cannot open the gradebook {shown}: {exc}") from exc
     try:
         intakes = import_submissions(assignment, submissions, course_root / "submitted")
     except SubmissionsError as exc:
@@ -564,6 +572,8 @@ def _start_kernels(run: GradingRun, sandbox, tmp: Path):
 
 
 def _log_to(path: Path) -> None:
+    for old in log.handlers:
+        old.close()
     handler = logging.FileHandler(path, mode="w")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(threadName)s %(message)s"))
     log.handlers[:] = [handler]

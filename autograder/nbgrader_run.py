@@ -8,12 +8,16 @@ what an instructor gets.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 from autograder import REPO_ROOT
+
+
+PASSWORD_RE = re.compile(r"(://[^:/@\s]+:)[^@\s]+@")
 
 
 class GradingError(RuntimeError):
@@ -33,7 +37,8 @@ def _nbgrader(args: list[str], cwd: Path, timeout: float = 600) -> subprocess.Co
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO_ROOT), env.get("PYTHONPATH")) if p)
     proc = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=timeout, env=env)
     if proc.returncode != 0:
-        raise GradingError(f"{' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+        shown = " ".join(PASSWORD_RE.sub(r"\1***@", a) for a in args)  # a gradebook URL's password
+        raise GradingError(f"{shown} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
     return proc
 
 
@@ -65,7 +70,8 @@ def scratch_course(tmp: Path, assignments: list[str]) -> Path:
     return root
 
 
-def autograde(root: Path, assignment: str, submissions: dict[str, Path]) -> dict[str, dict[str, tuple[float, float]]]:
+def autograde(root: Path, assignment: str, submissions: dict[str, Path],
+              timeout: float | None = 3600) -> dict[str, dict[str, tuple[float, float]]]:
     """Autograde notebooks with nbgrader; return {student: {grade_id: (score, max_score)}}.
 
     ``submissions`` maps a student id to the notebook file that student handed in. The
@@ -75,7 +81,7 @@ def autograde(root: Path, assignment: str, submissions: dict[str, Path]) -> dict
         dest = root / "submitted" / student / assignment
         dest.mkdir(parents=True, exist_ok=True)
         shutil.copy(notebook, dest / f"{assignment}.ipynb")
-    _nbgrader(["autograde", assignment, "--force", *_course_args(root)], cwd=REPO_ROOT)
+    _nbgrader(["autograde", assignment, "--force", *_course_args(root)], cwd=REPO_ROOT, timeout=timeout)
     return read_scores(root / "gradebook.db", assignment)
 
 

@@ -22,7 +22,7 @@ def grading_mode() -> None:
 
     The student still sees every warning; it just no longer costs points.
     """
-    if "tensorflow" in sys.modules:
+    if "tensorflow" in sys.modules and os.environ.get("TF_CPP_MIN_LOG_LEVEL") != "3":
         print("dlcourse.grading_mode(): TensorFlow was already imported; its C++ log "
               "level cannot change now. Call grading_mode() first.")
     os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"

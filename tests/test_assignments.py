@@ -2,7 +2,8 @@
 
 - `nbgrader generate_assignment` reproduces the committed exercises/ copy;
 - the release holds no solution code and no hidden-test text;
-- the solution gets full autograded marks through a real `nbgrader autograde`;
+- the solution gets full autograded marks through the course's grading command (nbgrader's
+  Autograde in the sandbox);
 - the unanswered release scores 0 without breaking the grader;
 - a deleted test cell is restored and scored (OverwriteCells.add_missing_cells).
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 
 import nbformat
@@ -19,7 +21,7 @@ import pytest
 from autograder import EXERCISES, SOLUTIONS, assignments
 from autograder.notebook import (cells_by_grade_id, graded_functions, hidden_tests,
                                  nbgrader_meta, read, visible_tests)
-from autograder.nbgrader_run import autograde, release, scratch_course
+from autograder.nbgrader_run import read_scores, release, scratch_course
 
 ASSIGNMENTS = assignments()
 SOLUTION_RE = re.compile(r"### BEGIN SOLUTION\n(.*?)### END SOLUTION", re.S)
@@ -76,8 +78,12 @@ def test_release_leaks_no_solution_or_hidden_test(assignment):
 
 @pytest.fixture(scope="module")
 def graded(tmp_path_factory):
-    """One real autograde run per assignment: the solution, the blank release, and the
-    solution with every test cell deleted."""
+    """One run of the course's grading command (sandboxed, as instructors run it) per
+    assignment: the solution, the blank release, and the solution with every test cell
+    deleted. tests/test_grade.py checks that its scores equal plain `nbgrader autograde`'s."""
+    from autograder.grading import grade
+    from autograder.sandbox import Sandbox
+
     results = {}
     for assignment in ASSIGNMENTS:
         tmp = tmp_path_factory.mktemp(assignment)
@@ -87,10 +93,15 @@ def graded(tmp_path_factory):
         blank = root / "exercises" / assignment / f"{assignment}.ipynb"
         nb = read(solution)
         nb.cells = [c for c in nb.cells if not nbgrader_meta(c).get("grade_id", "").startswith("test_")]
-        no_tests = tmp / "no_tests.ipynb"
-        nbformat.write(nb, str(no_tests))
-        results[assignment] = autograde(root, assignment, {
-            "solution": solution, "blank": blank, "deleted_tests": no_tests})
+        klass = tmp / "class"
+        klass.mkdir()
+        shutil.copy(solution, klass / "solution.ipynb")
+        shutil.copy(blank, klass / "blank.ipynb")
+        nbformat.write(nb, str(klass / "deleted_tests.ipynb"))
+        outcome = grade(assignment, klass, tmp / "out", course_root=root, sandbox=Sandbox.for_course())
+        assert {r.student: r.status for r in outcome} == dict.fromkeys(
+            ["blank", "deleted_tests", "solution"], "ok"), outcome
+        results[assignment] = read_scores(root / "gradebook.db", assignment)
     return results
 
 

@@ -343,9 +343,11 @@ def test_monkeypatching_is_caught(hostile_class):
 
 def test_without_the_guard_the_monkeypatching_would_score(tmp_path, hostile_class, sandbox):
     """The attack is real: the same submission, graded with the guard off, earns points."""
+    nb = read(hostile_class["klass"] / "h_monkeypatch.ipynb")
+    for cell in nb.cells:  # without a kernel guard this line alone breaks every later cell
+        cell.source = cell.source.replace("__builtins__ = None\n", "")
     klass = tmp_path / "class"
-    klass.mkdir()
-    shutil.copy(hostile_class["klass"] / "h_monkeypatch.ipynb", klass)
+    _write(nb, klass / "h_monkeypatch.ipynb")
     root = _course(tmp_path / "course")
     grade(A, klass, tmp_path / "out", course_root=root, sandbox=sandbox, limits=LIMITS, guard=False)
     row = next(csv.DictReader(open(tmp_path / "out" / "grades.csv")))
