@@ -12,7 +12,7 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env sysdeps book test lock release gpu-env kernel readiness bench clean
+.PHONY: env sysdeps book test lock release gpu-env kernel readiness bench bench-grading clean
 
 env: $(STAMP)
 
@@ -74,6 +74,11 @@ readiness: env
 
 bench: env
 	$(BIN)/python benchmarks/bench_build_and_grade.py
+
+# A class of N ps1 submissions: sequential nbgrader autograde vs python -m autograder grade
+# (N=40 takes about 35 minutes on 2 cores).
+bench-grading: env sysdeps
+	$(BIN)/python benchmarks/bench_grading.py --n $(or $(N),40)
 
 clean:
 	rm -rf _build

@@ -475,8 +475,15 @@ def test_sigkill_mid_class_then_resume(tmp_path, small_class, small_graded):
         if state.exists() and len(json.loads(state.read_text())) >= 2:
             break
         time.sleep(0.2)
+    helpers = _descendants(proc.pid)  # bwrap, the kernel server and its kernels
+    assert helpers, "the grader should have a kernel server running"
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and any(Path(f"/proc/{p}").exists() for p in helpers):
+        time.sleep(0.2)
+    alive = [p for p in helpers if Path(f"/proc/{p}").exists()]
+    assert not alive, f"processes outlived the killed grader: {alive}"
     before = json.loads(state.read_text())
     assert 2 <= len(before) < 4, "the kill should land in the middle of the class"
     stamps = {s: (root / "autograded" / s / A / f"{A}.ipynb").stat().st_mtime_ns for s in before}
@@ -491,6 +498,19 @@ def test_sigkill_mid_class_then_resume(tmp_path, small_class, small_graded):
     con = sqlite3.connect(root / "gradebook.db")
     assert con.execute("SELECT COUNT(*) FROM submitted_assignment").fetchone()[0] == 4
     con.close()
-    # No kernel outlived the killed grader.
-    leftovers = subprocess.run(["pgrep", "-f", "autograder.zygote"], capture_output=True, text=True).stdout.split()
-    assert not leftovers, leftovers
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found
