@@ -70,6 +70,32 @@ def _write(nb, path: Path) -> Path:
     return path
 
 
+def _monkeypatched(builtins_ipython_uses: bool = False, builtins_none: bool = True) -> nbformat.NotebookNode:
+    """The solution with every answer replaced by a real wrong one (tests/mutants) that also
+    patches the test tools, at the top of the notebook and again whenever it is called."""
+    body = ("    numpy.allclose = lambda *a, **k: True\n"
+            "    numpy.array_equal = lambda *a, **k: True\n"
+            "    numpy.isclose = lambda *a, **k: True\n"
+            "    numpy.testing.assert_allclose = lambda *a, **k: None\n"
+            "    numpy.testing.assert_array_equal = lambda *a, **k: None\n"
+            "    math.isclose = lambda *a, **k: True\n"
+            "    builtins.abs = lambda x: 0\n")
+    if builtins_ipython_uses:  # IPython itself calls these: the kernel breaks, not only the tests
+        body += "    builtins.all = lambda x: True\n    builtins.isinstance = lambda *a: True\n"
+    patch = ("import builtins, math, numpy, numpy.testing\ndef _patch():\n" + body +
+             "_patch()\nclass AssertionError(Exception):\n    pass\n")
+    mutants = importlib.import_module("mutants.ps1_basics").MUTANTS
+    nb = read(SOLUTION)
+    cells = cells_by_grade_id(nb)
+    for fn, table in mutants.items():
+        wrong = textwrap.dedent(table.get("normalizes along axis 0", next(iter(table.values()))))
+        cells[fn].source = ((patch if fn == "softmax" else "")
+                            + wrong.replace(f"def {fn}(", f"def _wrong_{fn}(")
+                            + f"\ndef {fn}(*args, **kwargs):\n    _patch()\n    return _wrong_{fn}(*args, **kwargs)\n"
+                            + ("__builtins__ = None\n" if builtins_none else ""))
+    return nb
+
+
 def _scores(**changes) -> dict:
     return {**FULL, **changes}
 
@@ -190,31 +216,9 @@ def hostile_class(tmp_path_factory, sandbox):
                        "        if pid == 0:\n            time.sleep(3)\n            os._exit(0)\n        kids.append(pid)\n"
                        "except OSError as e:\n    print('fork refused after', len(kids), type(e).__name__)\n"
                        "for pid in kids:\n    os.waitpid(pid, 0)"), klass / "h_forks.ipynb")
-    # 12. monkeypatched test tools, with wrong answers (patched again when the tests call them)
-    tools = ("    numpy.allclose = lambda *a, **k: True\n"
-             "    numpy.array_equal = lambda *a, **k: True\n"
-             "    numpy.isclose = lambda *a, **k: True\n"
-             "    numpy.testing.assert_allclose = lambda *a, **k: None\n"
-             "    numpy.testing.assert_array_equal = lambda *a, **k: None\n"
-             "    math.isclose = lambda *a, **k: True\n"
-             "    builtins.abs = lambda x: 0\n")
-    # Rebinding builtins that IPython itself calls breaks the kernel, not only the tests.
-    builtins_too = tools + ("    builtins.all = lambda x: True\n"
-                            "    builtins.isinstance = lambda *a: True\n")
-    mutants = importlib.import_module("mutants.ps1_basics").MUTANTS  # real wrong answers
-    for student, body in (("h_monkeypatch", tools), ("h_monkeypatch_builtins", builtins_too)):
-        patch = ("import builtins, math, numpy, numpy.testing\ndef _patch():\n" + body +
-                 "_patch()\nclass AssertionError(Exception):\n    pass\n")
-        nb = read(SOLUTION)
-        cells = cells_by_grade_id(nb)
-        for fn, table in mutants.items():
-            wrong = textwrap.dedent(table.get("normalizes along axis 0", next(iter(table.values()))))
-            cells[fn].source = ((patch if fn == "softmax" else "")
-                                + wrong.replace(f"def {fn}(", f"def _wrong_{fn}(")
-                                + f"\ndef {fn}(*args, **kwargs):\n    _patch()\n"
-                                  f"    return _wrong_{fn}(*args, **kwargs)\n"
-                                + "__builtins__ = None\n")
-        _write(nb, klass / f"{student}.ipynb")
+    # 12. monkeypatched test tools, with real wrong answers (patched again when tests call them)
+    _write(_monkeypatched(), klass / "h_monkeypatch.ipynb")
+    _write(_monkeypatched(builtins_ipython_uses=True), klass / "h_monkeypatch_builtins.ipynb")
 
     hashes = {p: _sha(p) for p in protected}
     start = time.monotonic()
@@ -341,13 +345,11 @@ def test_monkeypatching_is_caught(hostile_class):
     assert "GRADER-TAMPER" in text
 
 
-def test_without_the_guard_the_monkeypatching_would_score(tmp_path, hostile_class, sandbox):
-    """The attack is real: the same submission, graded with the guard off, earns points."""
-    nb = read(hostile_class["klass"] / "h_monkeypatch.ipynb")
-    for cell in nb.cells:  # without a kernel guard this line alone breaks every later cell
-        cell.source = cell.source.replace("__builtins__ = None\n", "")
+def test_without_the_guard_the_monkeypatching_would_score(tmp_path, sandbox):
+    """The attack is real: the same wrong answers and patches, graded with the guard off, earn
+    points. (Without `__builtins__ = None`: with no guard, that line alone breaks every cell.)"""
     klass = tmp_path / "class"
-    _write(nb, klass / "h_monkeypatch.ipynb")
+    _write(_monkeypatched(builtins_none=False), klass / "h_monkeypatch.ipynb")
     root = _course(tmp_path / "course")
     grade(A, klass, tmp_path / "out", course_root=root, sandbox=sandbox, limits=LIMITS, guard=False)
     row = next(csv.DictReader(open(tmp_path / "out" / "grades.csv")))
