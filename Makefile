@@ -12,9 +12,9 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env sysdeps book test lock release gpu-env kernel readiness bench bench-grading clean
+.PHONY: env book-sysdeps sysdeps book test lock release gpu-env kernel readiness bench bench-grading clean
 
-env: $(STAMP)
+env: book-sysdeps $(STAMP)
 
 $(STAMP): $(LOCK) pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else "Python 3.11 is required (set PYTHON=/path/to/python3.11)")'
@@ -32,18 +32,26 @@ book: env
 test: env sysdeps
 	$(BIN)/python -m pytest -v tests
 
-# Debian packages the tests drive: Chromium (+ CJK fonts) for the browser tests, bubblewrap
-# for the grading sandbox, PostgreSQL for the multi-grader gradebook test. Installed only
-# when missing (apt-get as root, or through sudo).
-SYSTEM_PACKAGES := chromium fonts-noto-cjk bubblewrap postgresql
+# Debian packages, listed only here. The book needs the real Fashion-MNIST files
+# (/usr/share/datasets/fashion-mnist, linked into the Keras cache by dlcourse.data), so
+# `make env` (and so `make book`) installs them. The tests also drive Chromium (+ CJK fonts)
+# for the browser tests, bubblewrap for the grading sandbox and PostgreSQL for the
+# multi-grader gradebook test. Installed only when missing (apt-get as root, or via sudo).
+BOOK_PACKAGES := dataset-fashion-mnist
+TEST_PACKAGES := chromium fonts-noto-cjk bubblewrap postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-sysdeps:
-	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+define apt_install_missing
+	@missing=$$(for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
 	if [ -n "$$missing" ]; then \
 	  echo "Installing Debian packages:" $$missing; \
 	  $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+endef
+book-sysdeps:
+	$(call apt_install_missing,$(BOOK_PACKAGES))
+sysdeps: book-sysdeps
+	$(call apt_install_missing,$(TEST_PACKAGES))
 
 # Re-pin both locks after editing requirements.in. The GPU lock is the same resolution
 # with tensorflow[and-cuda] in place of tensorflow-cpu.

@@ -12,6 +12,10 @@ without a cached copy, a :class:`DatasetUnavailableError` says how to get the da
 Choose the profile with the ``profile=`` argument, or for a whole kernel with the
 environment variable ``DLCOURSE_PROFILE`` (the argument wins).
 
+Fashion-MNIST is in both profiles: Keras's own loader reads it, from a Keras cache that
+:func:`seed_keras_cache` fills with links to Debian's ``dataset-fashion-mnist`` files where
+they are installed (so it runs offline), and that Keras fills by downloading elsewhere.
+
 Every loader returns a :class:`Splits`: train, validation and test arrays, the same kind in
 both profiles.
 
@@ -19,6 +23,7 @@ both profiles.
 loader        small (offline)                full (Keras loader)
 ============  =============================  ==============================
 digits        sklearn digits, 8x8 gray       MNIST, 28x28 gray
+fashion       Fashion-MNIST, 28x28 gray      Fashion-MNIST (the same files)
 images        32x32 patches of 2 photos      CIFAR-10, 32x32x3, 10 classes
 binary        breast cancer, 30 features     IMDB, 10 000-word multi-hot
 regression    diabetes, 10 features          Boston housing, 13 features
@@ -234,6 +239,93 @@ def _full_boston():
     x, y = x[idx], y[idx]
     cut = int(len(x) * 0.8)
     return x[:cut], y[:cut], x[cut:], y[cut:]
+
+
+# --------------------------------------------------------------------------- Fashion-MNIST
+
+# Debian's package dataset-fashion-mnist installs the original files here, under the same
+# names keras.datasets.fashion_mnist.load_data() downloads.
+FASHION_MNIST_SYSTEM_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = ("train-labels-idx1-ubyte.gz", "train-images-idx3-ubyte.gz",
+                       "t10k-labels-idx1-ubyte.gz", "t10k-images-idx3-ubyte.gz")
+FASHION_MNIST_CLASSES = ["T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+                         "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"]
+
+
+def seed_keras_cache(system_dir: Path | None = None) -> list[Path]:
+    """Link Debian's Fashion-MNIST files into the Keras cache, where Keras looks first.
+
+    ``keras.datasets.fashion_mnist.load_data()`` downloads into
+    ``$KERAS_HOME/datasets/fashion-mnist/`` only the files that are not there yet (it checks
+    no hash for them), so links to the installed originals make the same call run offline.
+    Files already in the cache are left alone. Returns the links made.
+    """
+    source = Path(system_dir or FASHION_MNIST_SYSTEM_DIR)
+    target = _keras_own_datasets_dir() / "fashion-mnist"
+    made = []
+    for name in FASHION_MNIST_FILES:
+        src, dst = source / name, target / name
+        if src.is_file() and not dst.exists():
+            target.mkdir(parents=True, exist_ok=True)
+            if dst.is_symlink():  # a dangling link from an older install
+                dst.unlink()
+            dst.symlink_to(src)
+            made.append(dst)
+    return made
+
+
+def _keras_own_datasets_dir() -> Path:
+    # Keras reads KERAS_HOME once, at import; get_file() then uses that folder, so the links
+    # must go there even if the variable changed later.
+    from keras.src.backend.config import keras_home
+
+    return Path(keras_home()) / "datasets"
+
+
+def _keras_fashion_mnist():
+    seed_keras_cache()
+    cached = _keras_own_datasets_dir() / "fashion-mnist"
+    missing = [n for n in FASHION_MNIST_FILES if not (cached / n).exists()]
+    if missing:
+        how = (f"Fashion-MNIST is not on this machine: {', '.join(missing)} are neither in "
+               f"{cached} nor in {FASHION_MNIST_SYSTEM_DIR}. Either install Debian's package "
+               f"(sudo apt-get install dataset-fashion-mnist, which `make env` does), or run "
+               f"on a kernel with internet access, where Keras downloads the 30 MB itself.")
+        if os.environ.get(OFFLINE_ENV, "") not in ("", "0"):
+            raise DatasetUnavailableError(how + f" ({OFFLINE_ENV} is set, so no download "
+                                          "was tried.)")
+    else:
+        how = ""
+    import keras
+
+    try:
+        return keras.datasets.fashion_mnist.load_data()
+    except Exception as exc:  # Keras raises a bare Exception on URL failures
+        if not how:
+            raise
+        raise DatasetUnavailableError(how + f" (The download failed: {exc})") from exc
+
+
+def load_fashion_mnist(profile: str | None = None, val_fraction: float = 1 / 6,
+                       seed: int = DEFAULT_SEED, n_train: int | None = None) -> Splits:
+    """Zalando's Fashion-MNIST: 28x28 gray clothing images, 10 classes, uint8 (N, 28, 28).
+
+    The same real data in both profiles, through ``keras.datasets.fashion_mnist``: 60 000
+    training images (of which ``val_fraction``, by default 10 000, become the validation
+    split) and the official 10 000 test images. ``n_train`` keeps only the first
+    ``n_train`` (shuffled) training images, a limited-data regime; validation and test stay
+    whole. The profile argument is accepted for symmetry with the other loaders.
+    """
+    profile = resolve_profile(profile)
+    (xa, ya), (xb, yb) = _keras_fashion_mnist()
+    parts = list(_carve_val(xa, ya.astype(np.int64), xb, yb.astype(np.int64),
+                            val_fraction, seed))
+    if n_train is not None:
+        if not 0 < n_train <= len(parts[0]):
+            raise ValueError(f"n_train must be in 1..{len(parts[0])}, not {n_train}")
+        parts[0], parts[1] = parts[0][:n_train], parts[1][:n_train]
+    return Splits("fashion", profile, *parts, class_names=list(FASHION_MNIST_CLASSES),
+                  description="Fashion-MNIST (Zalando), 28x28 gray, 0-255")
 
 
 # --------------------------------------------------------------------------- loaders

@@ -229,3 +229,76 @@ def test_cache_dir_follows_the_environment(tmp_path, monkeypatch):
     monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path / "c"))
     path = data.cache_dir("models")
     assert path == tmp_path / "c" / "models" and path.is_dir()
+
+
+# ---------------------------------------------------------------- Fashion-MNIST through Keras
+
+def _fake_fashion_files(folder, n_train=12, n_test=6):
+    """Stand-in files in the real IDX layout Keras parses (8/16-byte headers, gzip)."""
+    import gzip
+
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", n_train), ("t10k", n_test)):
+        labels = (np.arange(n) % 10).astype(np.uint8)
+        images = rng.integers(0, 256, size=(n, 28, 28), dtype=np.uint8)
+        (folder / f"{prefix}-labels-idx1-ubyte.gz").write_bytes(
+            gzip.compress(b"\0" * 8 + labels.tobytes()))
+        (folder / f"{prefix}-images-idx3-ubyte.gz").write_bytes(
+            gzip.compress(b"\0" * 16 + images.tobytes()))
+    return folder
+
+
+@pytest.fixture
+def empty_keras_home(tmp_path, monkeypatch):
+    import keras.src.backend.config as kconfig
+
+    home = tmp_path / "keras-home"
+    monkeypatch.setenv("KERAS_HOME", str(home))
+    monkeypatch.setattr(kconfig, "_KERAS_DIR", str(home))
+    return home
+
+
+def test_fashion_mnist_is_the_real_data_set_through_keras():
+    """The Debian files, through keras.datasets.fashion_mnist: 60 000 + 10 000 real images."""
+    s = data.load_fashion_mnist()
+    assert (len(s.x_train), len(s.x_val), len(s.x_test)) == (50_000, 10_000, 10_000)
+    assert s.x_train.shape[1:] == (28, 28) and s.x_train.dtype == np.uint8
+    assert s.class_names[0] == "T-shirt/top" and s.num_classes == 10
+    assert np.bincount(s.y_test).tolist() == [1000] * 10  # the official balanced test set
+    small = data.load_fashion_mnist(n_train=500)
+    assert len(small.x_train) == 500 and len(small.x_val) == 10_000
+    np.testing.assert_array_equal(small.x_train, s.x_train[:500])
+    rows = lambda x: {r.tobytes() for r in x.reshape(len(x), -1)}
+    assert not rows(s.x_val[:2000]) & rows(s.x_train[:20000])
+
+
+def test_fashion_mnist_cache_is_seeded_with_links_keras_then_reads(tmp_path, empty_keras_home):
+    system = _fake_fashion_files(tmp_path / "debian")
+    s = data.load_fashion_mnist(val_fraction=1 / 6)
+    links = sorted((empty_keras_home / "datasets" / "fashion-mnist").iterdir())
+    assert [p.name for p in links] == sorted(data.FASHION_MNIST_FILES)
+    # Not our files: the real system files, because FASHION_MNIST_SYSTEM_DIR is the default.
+    assert all(p.is_symlink() for p in links)
+    assert data.seed_keras_cache(system) == [], "files already in the cache are left alone"
+    # A fresh cache seeded from the stand-ins: Keras's loader parses them.
+    for p in links:
+        p.unlink()
+    assert len(data.seed_keras_cache(system)) == 4
+    fake = data.load_fashion_mnist(val_fraction=1 / 6)
+    assert (len(fake.x_train), len(fake.x_val), len(fake.x_test)) == (10, 2, 6)
+    assert len(s.x_test) == 10_000
+
+
+@pytest.mark.parametrize("offline_flag", ["1", ""])
+def test_fashion_mnist_without_files_or_network_names_both_remedies(
+        tmp_path, empty_keras_home, monkeypatch, offline_flag):
+    monkeypatch.setattr(data, "FASHION_MNIST_SYSTEM_DIR", tmp_path / "not-installed")
+    for k, v in OFFLINE_ENV.items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("DLCOURSE_OFFLINE", offline_flag)  # "" = try Keras's download
+    with pytest.raises(data.DatasetUnavailableError) as err:
+        data.load_fashion_mnist()
+    msg = str(err.value)
+    assert "apt-get install dataset-fashion-mnist" in msg and "internet access" in msg
+    assert ("no download was tried" in msg) == bool(offline_flag)
