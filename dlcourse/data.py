@@ -442,3 +442,40 @@ def load_regression(profile: str | None = None, val_fraction: float = 0.2,
                        xb.astype(np.float64), yb.astype(np.float64), val_fraction, seed)
     return Splits("regression", profile, *parts,
                   description="Boston housing prices (thousands of dollars), 13 features")
+
+
+# --------------------------------------------------------------------------- reuse
+
+def cached_training(name: str, train, *, key: str = ""):
+    """Train once per code version, then reuse: ``train()`` returns ``(model, history)``.
+
+    The cache entry is keyed by the source code of ``train`` (IPython keeps cell sources, so
+    this works for functions defined in a notebook), ``key`` (say, the data's size) and the
+    Keras version, so that editing the code retrains. Stored in ``cache_dir("models")`` as
+    ``<name>-<hash>.keras`` plus the history as JSON. Returns ``(model, history_dict,
+    from_cache)``.
+    """
+    import hashlib
+    import inspect
+    import json
+
+    import keras
+
+    try:
+        source = inspect.getsource(train)
+    except (OSError, TypeError):
+        source = getattr(getattr(train, "__code__", None), "co_code", b"").hex()
+    digest = hashlib.sha256("\n".join([source, key, keras.__version__]).encode()).hexdigest()[:12]
+    folder = cache_dir("models")
+    model_path = folder / f"{name}-{digest}.keras"
+    hist_path = folder / f"{name}-{digest}.history.json"
+    if model_path.exists() and hist_path.exists():
+        return keras.models.load_model(model_path), json.loads(hist_path.read_text()), True
+    model, history = train()
+    logs = getattr(history, "history", history) or {}
+    logs = {k: [float(v) for v in vals] for k, vals in logs.items()}
+    tmp = model_path.with_suffix(".tmp.keras")
+    model.save(tmp)
+    tmp.replace(model_path)  # atomic: a build killed mid-save leaves no half file
+    hist_path.write_text(json.dumps(logs))
+    return model, logs, False

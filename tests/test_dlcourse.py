@@ -302,3 +302,25 @@ def test_fashion_mnist_without_files_or_network_names_both_remedies(
     msg = str(err.value)
     assert "apt-get install dataset-fashion-mnist" in msg and "internet access" in msg
     assert ("no download was tried" in msg) == bool(offline_flag)
+
+
+def test_cached_training_reuses_until_the_code_changes(tmp_path, monkeypatch):
+    import keras
+
+    monkeypatch.setenv("DLCOURSE_CACHE", str(tmp_path))
+    calls = []
+
+    def train():
+        calls.append(1)
+        m = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+        m.compile("sgd", "mse")
+        h = m.fit(np.ones((4, 3)), np.zeros((4, 2)), epochs=2, verbose=0)
+        return m, h
+
+    m1, h1, hit1 = data.cached_training("tiny", train)
+    m2, h2, hit2 = data.cached_training("tiny", train)
+    assert (hit1, hit2, len(calls)) == (False, True, 1)
+    assert h1 == h2 and len(h1["loss"]) == 2
+    np.testing.assert_array_equal(m1.get_weights()[0], m2.get_weights()[0])
+    data.cached_training("tiny", train, key="other data")
+    assert len(calls) == 2, "a different key must retrain"
