@@ -26,7 +26,7 @@ $(STAMP): $(LOCK) pyproject.toml
 	rm -f $(VENV)/.synced-* && touch $@
 
 book: env
-	$(BIN)/jupyter-book build . -W --keep-going
+	DLCOURSE_CHECK_FIGURES=1 $(BIN)/jupyter-book build . -W --keep-going
 	@echo "Open _build/html/index.html"
 
 test: env sysdeps

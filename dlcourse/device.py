@@ -90,6 +90,8 @@ def setup(seed: int | None = 42, mixed_precision: bool | str = "auto",
       cores (compute capability 7.0 or newer).
     - On a CPU: keep ``float32``; mixed precision only slows a CPU down.
     - Seed everything with ``seed`` (skip with ``seed=None``).
+    - With ``$DLCOURSE_CHECK_FIGURES`` set (book builds), report every figure shown without
+      a title or axis labels (:func:`dlcourse.plots.check_figures_when_shown`).
     """
     import keras
     import tensorflow as tf
@@ -115,6 +117,13 @@ def setup(seed: int | None = 42, mixed_precision: bool | str = "auto",
         from dlcourse.seeding import seed_everything
 
         seed_everything(seed)
+
+    import os
+
+    if os.environ.get("DLCOURSE_CHECK_FIGURES", "") not in ("", "0"):
+        from dlcourse.plots import check_figures_when_shown
+
+        check_figures_when_shown()
 
     info = device_info()
     if verbose:

@@ -79,3 +79,71 @@ def image_grid(images, labels=None, ncols=8, size=1.3, cmap="gray", title=None):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------- figure checks
+
+CHECK_FIGURES_ENV = "DLCOURSE_CHECK_FIGURES"
+
+
+def figure_problems(fig) -> list[str]:
+    """What a reader would miss in a figure: a title, and labels on every plotted axis.
+
+    - The figure needs a title: a ``suptitle`` or a title on one of its axes.
+    - An axes drawn with its axis lines on (a plot) needs an x and a y label, its own, the
+      figure's ``supxlabel``/``supylabel``, or one of an axes it shares that axis with.
+    - An axes with its axis off (an image panel) needs a title unless the figure has one.
+    Colorbars and empty axes are skipped.
+    """
+    def text(t):
+        return bool(t and t.get_text().strip())
+
+    axes = [ax for ax in fig.axes if ax.get_visible() and not hasattr(ax, "_colorbar")
+            and ax.has_data()]
+    suptitle = text(getattr(fig, "_suptitle", None))
+    problems = []
+    if axes and not suptitle and not any(ax.get_title() or ax.get_title("left")
+                                         or ax.get_title("right") for ax in fig.axes):
+        problems.append("the figure has no title (suptitle or an axes title)")
+    for i, ax in enumerate(axes):
+        name = f"axes {i}" + (f" ({ax.get_title()!r})" if ax.get_title() else "")
+        if not ax.axison:
+            continue  # an image panel: the figure title (checked above) names it
+        for axis, sup, shared in (("x", "_supxlabel", ax.get_shared_x_axes()),
+                                  ("y", "_supylabel", ax.get_shared_y_axes())):
+            if getattr(ax, f"get_{axis}label")().strip() or text(getattr(fig, sup, None)):
+                continue
+            if any(getattr(s, f"get_{axis}label")().strip() for s in shared.get_siblings(ax)):
+                continue
+            if ax.name == "polar" or (axis == "y" and not getattr(ax, "yaxis").get_visible()):
+                continue
+            problems.append(f"{name} has no {axis} label")
+    return problems
+
+
+def check_figures_when_shown() -> None:
+    """Record a failing claim for every figure drawn without a title or axis labels.
+
+    Turned on by :func:`dlcourse.setup` when ``$DLCOURSE_CHECK_FIGURES`` is set (the book's
+    builds set it). Figures that pass print nothing; one that fails prints a line the book's
+    claim test reports (``figure-labels:<n>``). Works for every figure a notebook shows,
+    because IPython's inline backend renders each through ``canvas.print_figure``.
+    """
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    if getattr(FigureCanvasBase.print_figure, "_dlcourse_checked", False):
+        return
+    original = FigureCanvasBase.print_figure
+    counter = [0]
+
+    def print_figure(self, *args, **kwargs):
+        problems = figure_problems(self.figure)
+        if problems:
+            from dlcourse.claims import claim
+
+            counter[0] += 1
+            claim(f"figure-labels:{counter[0]}", False, {"problems": problems})
+        return original(self, *args, **kwargs)
+
+    print_figure._dlcourse_checked = True
+    FigureCanvasBase.print_figure = print_figure

@@ -19,6 +19,8 @@ OFFLINE_ENV = {
     "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
     "http_proxy": "http://127.0.0.1:9", "https_proxy": "http://127.0.0.1:9",
     "NO_PROXY": "", "no_proxy": "", "DLCOURSE_OFFLINE": "1",
+    # Every figure the chapters show is checked for a title and axis labels.
+    "DLCOURSE_CHECK_FIGURES": "1",
 }
 
 

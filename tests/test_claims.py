@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
+
 import nbformat
 import pytest
 import yaml
@@ -85,3 +87,47 @@ def test_every_claim_of_every_chapter_holds(built_book):
 @pytest.mark.parametrize("stem", sorted(REQUIRED))
 def test_claimed_chapters_exist(stem):
     assert (REPO / "book" / f"{stem}.md").exists(), f"book/claims.yml names {stem}, no such chapter"
+
+
+# ------------------------------------------------------------- figures: titles and axis labels
+
+def test_figure_problems_name_what_is_missing():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from dlcourse.plots import figure_problems, image_grid, plot_history
+
+    fig, ax = plt.subplots()
+    ax.plot([1, 2, 3])
+    assert figure_problems(fig) == ["the figure has no title (suptitle or an axes title)",
+                                    "axes 0 has no x label", "axes 0 has no y label"]
+    ax.set_title("t"); ax.set_xlabel("epoch"); ax.set_ylabel("loss")
+    assert figure_problems(fig) == []
+    # Shared axes: one label per row/column is enough; image panels need the figure's title.
+    fig, axes = plt.subplots(1, 2, sharey=True)
+    for a in axes:
+        a.plot([1, 2]); a.set_xlabel("x")
+    axes[0].set_ylabel("y"); fig.suptitle("two panels")
+    assert figure_problems(fig) == []
+    grid = np.zeros((4, 5, 5))
+    assert figure_problems(image_grid(grid)) == ["the figure has no title (suptitle or an axes title)"]
+    assert figure_problems(image_grid(grid, title="filters")) == []
+    assert figure_problems(plot_history({"loss": [1, 0.5], "val_loss": [1.1, 0.7]})) == []
+    plt.close("all")
+
+
+def test_unlabelled_figures_become_failing_claims_in_a_real_kernel():
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "%matplotlib inline\nimport matplotlib.pyplot as plt\n"
+        "from dlcourse.plots import check_figures_when_shown\ncheck_figures_when_shown()\n"),
+        nbformat.v4.new_code_cell("fig, ax = plt.subplots(); ax.plot([1, 2]); ax.set_title('ok')\n"
+                                  "ax.set_xlabel('a'); ax.set_ylabel('b')"),
+        nbformat.v4.new_code_cell("plt.plot([3, 1])")])
+    NotebookClient(nb, timeout=120, kernel_name="python3").execute()
+    nb = json.loads(nbformat.writes(nb))
+    problems = claims.check_claims(nb)
+    assert len(problems) == 1 and problems[0].startswith("figure-labels:1: does not hold"), problems
+    assert "no x label" in problems[0]
+    # The figures themselves are still shown.
+    assert sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c["outputs"]) == 2
