@@ -1,8 +1,10 @@
-"""Benchmark: cold book build and the grading of one ps1 submission.
+"""Benchmark: cold book build, each chapter's execution time, and grading one ps1 submission.
 
 Prints wall times and their ratio to a baseline measured in the same run (a bare
 `python -c "import tensorflow"`, the fixed cost every kernel pays), so that the numbers
-compare across machines. Nothing here is asserted; run it with `make bench`.
+compare across machines. The chapter times are read from the build's execution cache
+(jupyter-cache records each notebook's execution seconds); each chapter's budget is 4 minutes
+on a quiet 2-core CPU. Nothing here is asserted; run it with `make bench`.
 """
 
 from __future__ import annotations
@@ -30,6 +32,19 @@ def run(cmd, **kw):
     subprocess.run(cmd, check=True, capture_output=True, text=True, **kw)
 
 
+def chapter_times(cache_path: Path) -> list[tuple[str, float]]:
+    """Execution seconds per chapter, as jupyter-cache recorded them in the cold build."""
+    from jupyter_cache import get_cache
+
+    rows = []
+    for record in get_cache(str(cache_path)).list_cache_records():
+        seconds = (record.data or {}).get("execution_seconds")
+        uri = Path(record.uri)
+        if seconds is not None and uri.parent.name == "book":
+            rows.append((f"  execute {uri.name} (budget 240 s)", float(seconds)))
+    return sorted(rows)
+
+
 def main() -> None:
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     baseline, _ = timed(run, [sys.executable, "-c", "import tensorflow"], env=env)
@@ -39,6 +54,7 @@ def main() -> None:
         jb = str(Path(sys.executable).parent / "jupyter-book")
         cold, _ = timed(run, [jb, "build", str(REPO), "--all", "--path-output", tmp], env=env)
         rows.append(("book build, cold (no execution cache)", cold))
+        rows += chapter_times(Path(tmp) / ".jupyter_cache")
         warm, _ = timed(run, [jb, "build", str(REPO), "--all", "--path-output", tmp], env=env)
         rows.append(("book build, warm (jupyter-cache hit)", warm))
 
