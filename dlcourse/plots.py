@@ -86,12 +86,28 @@ def image_grid(images, labels=None, ncols=8, size=1.3, cmap="gray", title=None):
 CHECK_FIGURES_ENV = "DLCOURSE_CHECK_FIGURES"
 
 
+def _same_grid_line(ax, axes, column: bool):
+    """The axes of the same subplot grid that share ``ax``'s column (or row)."""
+    spec = ax.get_subplotspec() if hasattr(ax, "get_subplotspec") else None
+    if spec is None:
+        return []
+    span = spec.colspan if column else spec.rowspan
+    out = []
+    for other in axes:
+        o = other.get_subplotspec() if hasattr(other, "get_subplotspec") else None
+        if o is not None and o.get_gridspec() is spec.get_gridspec():
+            if (o.colspan if column else o.rowspan) == span:
+                out.append(other)
+    return out
+
+
 def figure_problems(fig) -> list[str]:
     """What a reader would miss in a figure: a title, and labels on every plotted axis.
 
     - The figure needs a title: a ``suptitle`` or a title on one of its axes.
     - An axes drawn with its axis lines on (a plot) needs an x and a y label, its own, the
-      figure's ``supxlabel``/``supylabel``, or one of an axes it shares that axis with.
+      figure's ``supxlabel``/``supylabel``, one of an axes it shares that axis with, or, in a
+      grid, one of an axes in the same column (x) or row (y).
     - An axes with its axis off (an image panel) needs a title unless the figure has one.
     Colorbars and empty axes are skipped.
     """
@@ -114,6 +130,10 @@ def figure_problems(fig) -> list[str]:
             if getattr(ax, f"get_{axis}label")().strip() or text(getattr(fig, sup, None)):
                 continue
             if any(getattr(s, f"get_{axis}label")().strip() for s in shared.get_siblings(ax)):
+                continue
+            # A grid labels x once per column and y once per row.
+            if any(getattr(o, f"get_{axis}label")().strip()
+                   for o in _same_grid_line(ax, axes, column=(axis == "x"))):
                 continue
             if ax.name == "polar" or (axis == "y" and not getattr(ax, "yaxis").get_visible()):
                 continue

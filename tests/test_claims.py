@@ -131,3 +131,22 @@ def test_unlabelled_figures_become_failing_claims_in_a_real_kernel():
     assert "no x label" in problems[0]
     # The figures themselves are still shown.
     assert sum("image/png" in o.get("data", {}) for c in nb["cells"] for o in c["outputs"]) == 2
+
+
+def test_a_grid_labels_x_per_column_and_y_per_row():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from dlcourse.plots import figure_problems
+
+    fig, axes = plt.subplots(2, 2)
+    for ax in axes.flat:
+        ax.plot([1, 2])
+    fig.suptitle("grid")
+    axes[1, 0].set_xlabel("x"); axes[1, 1].set_xlabel("x")
+    axes[0, 0].set_ylabel("y")
+    assert figure_problems(fig) == ["axes 2 has no y label", "axes 3 has no y label"]  # row 2
+    axes[1, 0].set_ylabel("y")
+    assert figure_problems(fig) == []
+    plt.close("all")
