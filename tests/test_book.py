@@ -96,3 +96,26 @@ def test_solutions_are_not_published(built_book):
     leaked = [p for p in html_dir.rglob("*") if p.is_file() and p.suffix in (".html", ".ipynb")
               and "BEGIN HIDDEN TESTS" in p.read_text(errors="ignore")]
     assert not leaked, f"hidden tests published: {leaked}"
+
+
+# What TensorFlow and Python print when something is off. None of it belongs on a page.
+NOISE = re.compile(r"triggered tf\.function retracing|WARNING:tensorflow|"
+                   r"\w+Warning: |Traceback \(most recent call last\)")
+
+
+def test_no_library_warnings_on_the_pages(built_book):
+    """Retracing warnings and other library noise reached readers before; the pages show
+    only what the lesson prints."""
+    noisy = {}
+    for src in chapter_sources():
+        html = (built_book / "html" / "book" / f"{src.stem}.html").read_text(encoding="utf-8")
+        hits = NOISE.findall(re.sub(r"<[^>]+>", "", html))
+        if hits:
+            noisy[src.stem] = sorted(set(hits))
+    assert not noisy, f"library warnings on the published pages: {noisy}"
+
+
+def test_noise_detector_fires_on_a_synthetic_page():
+    page = ("<pre>WARNING:tensorflow:5 out of the last 5 calls to <function f> triggered "
+            "tf.function retracing.</pre><p>UserWarning: Do not pass an input_shape</p>")
+    assert len(NOISE.findall(re.sub(r"<[^>]+>", "", page))) == 3
