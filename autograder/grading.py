@@ -46,6 +46,7 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import REPO_ROOT, notebook as nbtools
+from autograder.environment import base_environment, kernel_environment
 from autograder.submissions import Intake, SubmissionsError, import_submissions
 
 log = logging.getLogger("autograder.grade")
@@ -93,7 +94,7 @@ class GradingRun:
     db_url: str
     limits: Limits
     zygote: object = None
-    kernel_env: dict = field(default_factory=dict)
+    kernel_env: dict = field(default_factory=dict)  # the zygote's (autograder.environment)
     scratch_root: Path | None = None
     kernel_options: object = None   # callable(student) -> extra ForkKernelManager settings
     guard: bool = True              # autograder.guard in every kernel
@@ -111,9 +112,8 @@ class GradingRun:
         if scratch.exists():
             shutil.rmtree(scratch)
         scratch.mkdir(parents=True)
-        # Everything a kernel writes by default goes to its own scratch folder.
-        env = dict(self.kernel_env, HOME=str(scratch), TMPDIR=str(scratch), NBGRADER_EXECUTION="autograde",
-                   IPYTHONDIR=str(scratch / ".ipython"), MPLCONFIGDIR=str(scratch / ".matplotlib"))
+        # From the allowlist only; everything a kernel writes by default goes to its scratch.
+        env = kernel_environment(self.kernel_env, scratch)
         settings = dict(zygote=self.zygote, kernel_env=env, kernel_cwd=str(scratch),
                         limits=self.limits.kernel_limits(),
                         kernel_log=str(self.scratch_root / f"{student}.kernel.log"), guard=self.guard)
@@ -528,7 +528,7 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if todo:
         with tempfile.TemporaryDirectory(prefix="dlc-grade-") as tmp:
             run = GradingRun(assignment, course_root, db_url, limits, scratch_root=Path(tmp) / "scratch",
-                             kernel_env=kernel_environment(), guard=guard)
+                             kernel_env=zygote_environment(Path(tmp) / "scratch"), guard=guard)
             run.scratch_root.mkdir()
             cfg = course_config(course_root, db_url, run)
             with _start_kernels(run, sandbox, Path(tmp)) as zygote:
@@ -550,14 +550,11 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     return [results[s] for s in sorted(results)]
 
 
-def kernel_environment() -> dict[str, str]:
-    """The environment of the grading kernels: the course package, offline, quiet TensorFlow."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("JPY_", "JUPYTER_"))}
-    env.update(TF_CPP_MIN_LOG_LEVEL="3", PYTHONHASHSEED="0", DLCOURSE_OFFLINE="1",
-               MPLBACKEND="module://matplotlib_inline.backend_inline",
-               PYTHONPATH=os.pathsep.join(p for p in (str(REPO_ROOT), os.environ.get("PYTHONPATH")) if p))
-    env["PATH"] = os.pathsep.join(p for p in (str(Path(sys.executable).parent), env.get("PATH")) if p)
-    return env
+def zygote_environment(home: Path) -> dict[str, str]:
+    """The environment of the kernel server and so of every kernel: the allowlisted part of
+    ours (:mod:`autograder.environment`), the course package, offline, quiet TensorFlow."""
+    return base_environment(os.environ, home=home, python_path=[str(REPO_ROOT)],
+                            bindir=str(Path(sys.executable).parent))
 
 
 def _start_kernels(run: GradingRun, sandbox, tmp: Path):

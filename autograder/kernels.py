@@ -28,6 +28,8 @@ from jupyter_client.manager import AsyncKernelManager
 from jupyter_client.provisioning.local_provisioner import LocalProvisioner
 from traitlets import Any as AnyTrait
 
+from autograder.environment import restrict
+
 
 class KernelStartError(RuntimeError):
     """The zygote could not be started or did not fork a kernel."""
@@ -98,7 +100,7 @@ class Zygote:
         self._own_dir = socket_dir is None
         self.socket_dir = Path(socket_dir or tempfile.mkdtemp(prefix="dlc-zygote-"))
         self.socket_path = self.socket_dir / "zygote.sock"
-        self.env = dict(env)
+        self.env = restrict(env)  # a forked kernel's /proc/self/environ shows this one
         cmd = [sys.executable, "-m", "autograder.zygote", "--socket", str(self.socket_path)]
         if preload is not None:
             cmd += ["--preload", *preload]
@@ -177,8 +179,9 @@ class ForkProvisioner(LocalProvisioner):
         # cmd is the kernelspec's argv: [python, -m, ipykernel_launcher, -f, FILE, extra...];
         # the zygote runs the kernel app itself, so only the arguments after the module matter.
         argv = cmd[cmd.index("-f"):] if "-f" in cmd else cmd[3:]
-        env = dict(km.kernel_env)
-        env.update(kwargs.get("env") or {})
+        # Only the manager's own environment, from the allowlist: not the launch environment
+        # jupyter_client built (a copy of ours, with the kernelspec's and its JPY_* variables).
+        env = restrict(km.kernel_env or {})
         cwd = str(km.kernel_cwd or kwargs.get("cwd") or os.getcwd())
         if km.uid is not None:
             # jupyter_client wrote it 0600 for us; the kernel runs as its own user.

@@ -72,8 +72,10 @@ def _run_kernel(request: dict) -> None:
     os.dup2(devnull, 0)
     os.dup2(log, 1)
     os.dup2(log, 2)
+    from autograder.environment import restrict
+
     os.environ.clear()
-    os.environ.update(request.get("env") or {})
+    os.environ.update(restrict(request.get("env") or {}))
     os.chdir(request.get("cwd") or "/")
     uid = request.get("uid")
     if uid is not None:

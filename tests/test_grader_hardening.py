@@ -1,0 +1,86 @@
+"""The grader's hardening against a hostile class (issue 11's lifecycle and limit items).
+
+One small class of ps1 is graded once, in the sandbox, with secrets in the grader's own
+environment. Each hostile student tries one attack while answering everything correctly (so a
+failed defence would show as a leak, not as a lost point), beside an honest student who must
+keep full marks. The fast unit tests of each piece are in ``tests/test_grader_units.py``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from autograder.grading import Limits, grade
+from autograder.notebook import read
+from autograder.sandbox import Sandbox
+from test_grade import A, FULL, SOLUTION, _cell_scores, _course, _nb, _write
+
+SECRETS = {"PGPASSWORD": "pg-secret-81b2f0", "AWS_SECRET_ACCESS_KEY": "aws-secret-3c9d5e",
+           "GITHUB_TOKEN": "ghp_secret77aa14", "TF_TOKEN_app_terraform_io": "tf-token-secret5b"}
+LIMITS = Limits(cell_seconds=60, notebook_seconds=150)
+JOBS = 2
+
+ENV_DUMP = """\
+import glob, os, posix
+print("ENVDUMP", sorted(os.environ.items()))
+print("POSIXENV", sorted(posix.environ.items()))
+for p in ["/proc/self/environ", "/proc/1/environ", f"/proc/{os.getppid()}/environ",
+          *glob.glob("/proc/[0-9]*/environ")]:
+    try:
+        print("READ", p, open(p, "rb").read())
+    except Exception as e:
+        print("blocked", p, type(e).__name__)
+"""
+
+EXPECTED = {  # student: (status, per-cell scores)
+    "honest": ("ok", FULL),
+    "h_env": ("ok", FULL),
+}
+
+
+@pytest.fixture(scope="module")
+def graded(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("hardening")
+    root = _course(tmp / "course")
+    klass = tmp / "class"
+    _write(read(SOLUTION), klass / "honest.ipynb")
+    _write(_nb(softmax=ENV_DUMP), klass / "h_env.ipynb")
+    with pytest.MonkeyPatch.context() as mp:
+        for name, value in SECRETS.items():
+            mp.setenv(name, value)
+        results = grade(A, klass, tmp / "out", course_root=root, sandbox=Sandbox.for_course(),
+                        limits=LIMITS, jobs=JOBS)
+    rows = {r["student_id"]: r for r in csv.DictReader(open(tmp / "out" / "grades.csv"))}
+    return {"root": root, "out": tmp / "out", "rows": rows, "results": {r.student: r for r in results}}
+
+
+def _outputs(graded, student) -> str:
+    nb = read(graded["root"] / "autograded" / student / A / f"{A}.ipynb")
+    return json.dumps([c.get("outputs", []) for c in nb.cells])
+
+
+@pytest.mark.parametrize("student", sorted(EXPECTED))
+def test_status_and_exact_scores(graded, student):
+    status, scores = EXPECTED[student]
+    row = graded["rows"][student]
+    assert row["status"] == status, (student, row, graded["results"][student].detail)
+    assert _cell_scores(row) == scores, (student, row)
+
+
+def test_no_secret_of_the_graders_environment_reaches_a_kernel(graded):
+    text = _outputs(graded, "h_env")
+    # The attack ran: it printed the kernel's environment and read environ files.
+    assert "ENVDUMP" in text and "POSIXENV" in text and "/proc/self/environ" in text
+    assert "NBGRADER_EXECUTION" in text and "'HOME', '" in text
+    everything = [text, (graded["out"] / "feedback" / "h_env" / f"{A}.html").read_text(),
+                  (graded["out"] / "grading.log").read_text()]
+    for name, value in SECRETS.items():
+        for blob in everything:
+            assert value not in blob and name not in blob, name
+    # And nothing that jupyter_client adds for its own launcher.
+    assert "JPY_" not in text and "JUPYTER_" not in text

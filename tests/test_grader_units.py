@@ -1,0 +1,124 @@
+"""Unit tests of the grader's hardening pieces, in milliseconds, on in-memory data.
+
+The integration tests (a hostile class graded in the sandbox) are in
+``tests/test_grader_hardening.py``; these check each piece on its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from autograder import environment
+
+SECRETS = {"PGPASSWORD": "pg-secret-81b2", "AWS_SECRET_ACCESS_KEY": "aws-secret-3c9d",
+           "GITHUB_TOKEN": "ghp_secret_77aa"}
+GRADER_ENV = {
+    **SECRETS, "PATH": "/usr/bin:/bin", "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8", "LANGUAGE": "en",
+    "HOME": "/root", "TMPDIR": "/var/tmp/instructor", "PYTHONPATH": "/opt/site",
+    "TF_NUM_INTEROP_THREADS": "1", "DLCOURSE_PROFILE": "small", "MPLBACKEND": "Agg",
+    "JPY_PARENT_PID": "1", "JPY_SESSION_NAME": "/root/notebook.ipynb", "JUPYTER_TOKEN": "jt-secret",
+    "SSH_AUTH_SOCK": "/tmp/ssh-agent.sock", "LD_PRELOAD": "/tmp/evil.so", "PYTHONSTARTUP": "/tmp/x.py",
+    "NBGRADER_EXECUTION": "instructor-value", "IPYTHONDIR": "/root/.ipython",
+    # Terraform's variables share TensorFlow's TF_ prefix.
+    "TF_VAR_db_password": "tf-secret-1", "TF_TOKEN_app_terraform_io": "tf-secret-2",
+    "TF_CLI_CONFIG_FILE": "/root/.terraformrc",
+}
+
+
+# ---------------------------------------------------------------------------------------------
+# 1. The kernel's environment comes from an allowlist
+
+
+def test_base_environment_keeps_only_the_allowlist():
+    env = environment.base_environment({**GRADER_ENV, "PATH": "/repo/.venv/bin:/usr/bin:/bin"},
+                                       home="/run/grading", python_path=["/repo"], bindir="/repo/.venv/bin")
+    assert set(env) == {"PATH", "LANG", "LC_ALL", "LANGUAGE", "HOME", "PYTHONPATH", "TF_NUM_INTEROP_THREADS",
+                        "TF_CPP_MIN_LOG_LEVEL", "DLCOURSE_PROFILE", "DLCOURSE_OFFLINE", "MPLBACKEND",
+                        "PYTHONHASHSEED"}
+    assert env["HOME"] == "/run/grading"  # never the instructor's home
+    assert env["PATH"] == "/repo/.venv/bin:/usr/bin:/bin"
+    assert env["PYTHONPATH"] == "/repo:/opt/site"
+    assert not set(SECRETS.values()) & set(env.values())
+    assert not any(v.startswith("tf-secret") for v in env.values())
+
+
+def test_kernel_environment_is_the_allowlist_with_the_scratch_folder():
+    base = environment.base_environment(GRADER_ENV, home="/run/grading")
+    # Anything else that got into the base (a bug upstream) is dropped again here.
+    env = environment.kernel_environment({**base, **SECRETS, "JPY_PARENT_PID": "7"}, "/scratch/ann")
+    assert env["HOME"] == env["TMPDIR"] == "/scratch/ann"
+    assert env["IPYTHONDIR"] == "/scratch/ann/.ipython" and env["MPLCONFIGDIR"] == "/scratch/ann/.matplotlib"
+    assert env["NBGRADER_EXECUTION"] == "autograde"
+    assert all(environment.allowed(k) for k in env)
+    assert not any(k.startswith(("JPY_", "JUPYTER_")) for k in env)
+    assert not set(SECRETS.values()) & set(env.values())
+
+
+class _FakeProcess:
+    """What Zygote.spawn returns, without a kernel behind it."""
+
+    stdin = stdout = stderr = None
+
+    def __init__(self):
+        self.pid, self.returncode = 4242, None
+
+    def poll(self):
+        return self.returncode
+
+    def wait(self, timeout=None):
+        return self.returncode
+
+    def send_signal(self, signum):
+        self.returncode = -signum
+
+    def kill(self):
+        self.send_signal(9)
+
+    terminate = kill
+
+
+class _FakeZygote:
+    def __init__(self):
+        self.requests = []
+
+    def spawn(self, argv, cwd, env, **kw):
+        self.requests.append({"argv": argv, "cwd": cwd, "env": env, **kw})
+        return _FakeProcess()
+
+
+def test_the_allowlist_wins_over_what_jupyter_client_adds(tmp_path, monkeypatch):
+    """The real jupyter_client launch path (kernelspec env, JPY_*, a copy of os.environ) with the
+    grader's secrets in os.environ: the kernel is asked to start with the allowlist only."""
+    from jupyter_client.kernelspec import KernelSpec
+
+    from autograder.kernels import ForkKernelManager
+
+    for k, v in SECRETS.items():
+        monkeypatch.setenv(k, v)
+    zygote = _FakeZygote()
+    base = environment.base_environment(os.environ, home=str(tmp_path))
+    km = ForkKernelManager(zygote=zygote, kernel_env=environment.kernel_environment(base, tmp_path),
+                           kernel_cwd=str(tmp_path), connection_file=str(tmp_path / "k.json"))
+    km._kernel_spec = KernelSpec(argv=["python", "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+                                 env={"KERNELSPEC_ADDED": "x", "PGPASSWORD": "${PGPASSWORD}"},
+                                 display_name="t", language="python")
+
+    async def go():
+        await km.start_kernel(env={**os.environ, "JPY_SESSION_NAME": "s", "CALLER_ADDED": "y"})
+        await km.shutdown_kernel(now=True)
+
+    asyncio.run(go())
+    [request] = zygote.requests
+    env = request["env"]
+    assert env == environment.restrict(env)
+    assert env["HOME"] == str(tmp_path) and "PATH" in env
+    for name in (*SECRETS, "KERNELSPEC_ADDED", "CALLER_ADDED", "JPY_SESSION_NAME", "JPY_PARENT_PID"):
+        assert name not in env, name
+    assert not set(SECRETS.values()) & set(env.values())
