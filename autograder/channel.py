@@ -1,0 +1,348 @@
+"""A data-only channel between the trusted grader and a student's kernel.
+
+The grader never runs student code and never unpickles anything a student produced. To
+test a student's function it *asks the kernel* to call it: it sends the function's name
+and arguments, the kernel calls the function and sends back the result as plain data,
+and the grader checks that data in its own process, against expected values that never
+leave it. This is the design of PrairieLearn's Python grader: student code runs in a
+separate sandboxed process; the test harness only receives its results.
+
+Values cross the channel as JSON. Each value is a small tagged object:
+
+=============  ===================================================================
+tag            what it carries (and how the grader decodes it)
+=============  ===================================================================
+``json``       ``None``, ``bool``, ``int``, ``str``, finite ``float`` as themselves
+``float``      a non-finite Python float, as ``"nan"``, ``"inf"``, ``"-inf"``
+``list``       a list, item by item (also ``tuple`` and ``dict`` with str keys)
+``ndarray``    ``.npy`` bytes in base64, read with ``allow_pickle=False``; the result
+               must be a plain ``numpy.ndarray`` of a bool, integer, float or complex
+               dtype (a NumPy scalar travels as a 0-d array with ``"scalar": true``)
+``keras``      a Keras model: its architecture JSON, compile config and weights
+               (each weight an ``ndarray`` value); rebuilt with ``safe_mode=True``
+``callback``   a Keras callback: its class name and ``get_config()``
+``code``       trusted code for the kernel (a function the grader passes as an
+               argument); only the kernel decodes it, never the grader
+``error``      the student's function raised: exception type name and message
+``refused``    the result was of a type the channel does not carry
+=============  ===================================================================
+
+Everything else is refused with a clear message, so a student whose function returns a
+generator, a lazy object or an ndarray subclass gets "returned a <type>" instead of a
+verdict computed by their own object. Sizes and nesting depth are capped on both sides.
+
+:func:`encode` and :func:`decode` are pure functions, tested without a kernel.
+:func:`serve` is what runs inside the kernel. :class:`KernelChannel` is the grader's end:
+it sends requests through a jupyter_client ``KernelClient`` and reads the reply from
+iopub; :class:`StudentFunction` makes a student's name callable for hidden tests.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+import queue
+import secrets
+import time
+from typing import Any
+
+import numpy as np
+
+RESULT_MIME = "application/vnd.dlcourse.call-result+json"
+MAX_BYTES = 64 * 1024 * 1024  # one reply, encoded
+MAX_DEPTH = 32
+MAX_ITEMS = 200_000
+ARRAY_KINDS = "biufc"  # bool, signed, unsigned, float, complex: never object or void
+
+
+class ChannelError(AssertionError):
+    """A reply the grader cannot accept. An AssertionError, so the test cell fails."""
+
+
+class StudentError(AssertionError):
+    """The student's function raised; the test cell fails with its type and message."""
+
+    def __init__(self, name: str, ename: str, evalue: str):
+        self.ename, self.evalue = ename, evalue
+        super().__init__(f"{name}(...) raised {ename}: {evalue}")
+
+
+# --------------------------------------------------------------------------- encoding
+
+def _npy(a: np.ndarray) -> str:
+    buf = io.BytesIO()
+    np.save(buf, np.array(a, order="C", copy=True), allow_pickle=False)  # keeps 0-d arrays 0-d
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _read_npy(text: str) -> np.ndarray:
+    try:
+        raw = base64.b64decode(text, validate=True)
+        a = np.load(io.BytesIO(raw), allow_pickle=False)
+    except Exception as exc:  # ValueError for pickled (object) arrays, others for junk
+        raise ChannelError(f"not a plain .npy array ({type(exc).__name__}: {exc})") from None
+    if type(a) is not np.ndarray or a.dtype.kind not in ARRAY_KINDS or a.dtype.fields:
+        raise ChannelError(f"an array of dtype {a.dtype} is not a numeric array")
+    return a
+
+
+def encode(value: Any, *, allow_code: bool = False, _depth: int = 0, _count=None) -> dict:
+    """One value as a tagged JSON object (see the module's table).
+
+    Runs on both sides: the kernel encodes a student's result, the grader its arguments.
+    ``allow_code`` lets the grader pass trusted functions (by their source) to the kernel.
+    """
+    count = _count if _count is not None else [0]
+    count[0] += 1
+    if count[0] > MAX_ITEMS:
+        raise ValueError(f"more than {MAX_ITEMS} values in one result")
+    if _depth > MAX_DEPTH:
+        raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
+    kids = dict(allow_code=allow_code, _depth=_depth + 1, _count=count)
+    if value is None or type(value) in (bool, int, str):
+        if type(value) is int and abs(value) > 2**63:
+            raise ValueError("an integer too large to carry")
+        return {"t": "json", "v": value}
+    if type(value) is float:
+        if math.isfinite(value):
+            return {"t": "json", "v": value}
+        return {"t": "float", "v": str(value)}
+    if type(value) in (list, tuple):
+        return {"t": "list" if type(value) is list else "tuple",
+                "items": [encode(v, **kids) for v in value]}
+    if type(value) is dict:
+        if not all(type(k) is str for k in value):
+            raise ValueError("dict keys must be strings")
+        return {"t": "dict", "items": [[k, encode(v, **kids)] for k, v in value.items()]}
+    if type(value) is np.ndarray or isinstance(value, np.generic):
+        a = np.asarray(value)
+        if type(a) is not np.ndarray or a.dtype.kind not in ARRAY_KINDS:
+            raise ValueError(f"an array of dtype {a.dtype} is not a numeric array")
+        return {"t": "ndarray", "npy": _npy(a), "scalar": isinstance(value, np.generic)}
+    if allow_code and callable(value) and hasattr(value, "__channel_source__"):
+        return {"t": "code", "source": value.__channel_source__, "name": value.__name__}
+    try:
+        import keras
+    except ImportError:  # pragma: no cover - the course environment has Keras
+        keras = None
+    if keras is not None and isinstance(value, keras.Model):
+        compile_config = value.get_compile_config() if getattr(value, "compiled", False) else None
+        return {"t": "keras", "architecture": value.to_json(),
+                "compile": json.loads(json.dumps(compile_config, default=str)),
+                "weights": [encode(np.asarray(w), **kids) for w in value.get_weights()]}
+    if keras is not None and isinstance(value, keras.callbacks.Callback):
+        config = value.get_config() if hasattr(value, "get_config") else {
+            k: v for k, v in vars(value).items()
+            if not k.startswith("_") and type(v) in (bool, int, float, str, type(None))}
+        return {"t": "callback", "class": type(value).__name__,
+                "module": type(value).__module__, "config": json.loads(json.dumps(config, default=str))}
+    raise ValueError(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
+
+
+def decode(obj: Any, *, _depth: int = 0) -> Any:
+    """The grader's decoder: rebuilds plain values and checks every one. Never runs code."""
+    if _depth > MAX_DEPTH + 2:
+        raise ChannelError("the result is nested too deeply")
+    if not isinstance(obj, dict) or not isinstance(obj.get("t"), str):
+        raise ChannelError("malformed value")
+    tag = obj["t"]
+    if tag == "json":
+        v = obj.get("v")
+        if v is not None and type(v) not in (bool, int, float, str):
+            raise ChannelError(f"a JSON value of type {type(v).__name__} where a scalar belongs")
+        return v
+    if tag == "float":
+        if obj.get("v") not in ("nan", "inf", "-inf"):
+            raise ChannelError("malformed float")
+        return float(obj["v"])
+    if tag in ("list", "tuple"):
+        items = obj.get("items")
+        if not isinstance(items, list):
+            raise ChannelError("malformed list")
+        out = [decode(v, _depth=_depth + 1) for v in items]
+        return out if tag == "list" else tuple(out)
+    if tag == "dict":
+        items = obj.get("items")
+        if not isinstance(items, list) or not all(
+                isinstance(p, list) and len(p) == 2 and type(p[0]) is str for p in items):
+            raise ChannelError("malformed dict")
+        return {k: decode(v, _depth=_depth + 1) for k, v in items}
+    if tag == "ndarray":
+        a = _read_npy(obj.get("npy", ""))
+        if obj.get("scalar") is True:
+            if a.ndim != 0:
+                raise ChannelError("a NumPy scalar must travel as a 0-d array")
+            return a[()]
+        return a
+    if tag == "keras":
+        return _rebuild_keras_model(obj)
+    if tag == "callback":
+        return CallbackDescription(str(obj.get("class")), str(obj.get("module")),
+                                   obj.get("config") if isinstance(obj.get("config"), dict) else {})
+    if tag == "error":
+        raise StudentError(str(obj.get("name", "the function")), str(obj.get("ename", "Exception"))[:200],
+                           str(obj.get("evalue", ""))[:2000])
+    if tag == "refused":
+        raise ChannelError(f"{obj.get('name', 'the function')}(...) returned {str(obj.get('why', ''))[:300]}, "
+                           "which the grader cannot check; return NumPy arrays, Python numbers, "
+                           "lists, tuples, dicts or Keras objects")
+    raise ChannelError(f"unknown value tag {tag!r}")
+
+
+class CallbackDescription:
+    """A student's Keras callback as the grader sees it: class name and configuration."""
+
+    def __init__(self, class_name: str, module: str, config: dict):
+        self.class_name, self.module, self.config = class_name, module, config
+
+    def __repr__(self) -> str:
+        return f"CallbackDescription({self.class_name!r}, {self.config!r})"
+
+
+def _rebuild_keras_model(obj: dict):
+    import keras
+
+    arch = obj.get("architecture")
+    if not isinstance(arch, str):
+        raise ChannelError("malformed Keras model")
+    try:
+        config = json.loads(arch)
+        # safe_mode=True refuses lambdas and other serialized code in the architecture.
+        model = keras.saving.deserialize_keras_object(config, safe_mode=True)
+    except Exception as exc:
+        raise ChannelError(f"the model cannot be rebuilt safely ({type(exc).__name__}: "
+                           f"{str(exc)[:300]}); use built-in Keras layers only") from None
+    weights = [decode(w) for w in obj.get("weights") or []]
+    if any(type(w) is not np.ndarray for w in weights):
+        raise ChannelError("model weights must be arrays")
+    try:
+        model.set_weights(weights)
+    except Exception as exc:
+        raise ChannelError(f"the model's weights do not fit its layers ({exc})") from None
+    if obj.get("compile") is not None:
+        try:
+            model.compile_from_config(obj["compile"])
+        except Exception as exc:
+            raise ChannelError(f"the model's compile settings cannot be rebuilt ({exc})") from None
+    return model
+
+
+def trusted_function(source: str, name: str):
+    """Mark a function the grader passes *to* the student's code (for example the ``f`` of
+    ``numerical_gradient(f, x)``): its source travels, and the kernel defines it."""
+    namespace: dict = {"np": np}
+    exec(compile(source, f"<grader:{name}>", "exec"), namespace)  # trusted source
+    fn = namespace[name]
+    fn.__channel_source__ = source
+    return fn
+
+
+# --------------------------------------------------------------------------- kernel side
+
+def _kernel_decode(obj):
+    """The kernel's decoder for the grader's arguments: trusted data, code allowed."""
+    if obj.get("t") == "code":
+        namespace: dict = {"np": np}
+        exec(compile(obj["source"], f"<grader:{obj['name']}>", "exec"), namespace)
+        return namespace[obj["name"]]
+    if obj.get("t") in ("list", "tuple"):
+        out = [_kernel_decode(v) for v in obj["items"]]
+        return out if obj["t"] == "list" else tuple(out)
+    if obj.get("t") == "dict":
+        return {k: _kernel_decode(v) for k, v in obj["items"]}
+    if obj.get("t") == "keras":
+        return _rebuild_keras_model(obj)
+    return decode(obj)
+
+
+def serve(request: str) -> None:
+    """Inside the kernel: call the student's function and publish the result as data.
+
+    ``request`` is the JSON the grader sent: ``{"id", "name", "args", "kwargs"}``. The reply
+    is one display output of type :data:`RESULT_MIME`. The student can replace this function,
+    but then the grader still only receives data, and checks it.
+    """
+    from IPython import get_ipython
+    from IPython.display import publish_display_data
+
+    req = json.loads(request)
+    name = req["name"]
+    try:
+        fn = get_ipython().user_ns[name]
+        args = [_kernel_decode(a) for a in req.get("args", [])]
+        kwargs = {k: _kernel_decode(v) for k, v in req.get("kwargs", {}).items()}
+        result = fn(*args, **kwargs)
+    except KeyError:
+        reply = {"t": "error", "name": name, "ename": "NameError",
+                 "evalue": f"name {name!r} is not defined"}
+    except BaseException as exc:  # the student's exception, as data
+        reply = {"t": "error", "name": name, "ename": type(exc).__name__, "evalue": str(exc)[:2000]}
+    else:
+        try:
+            reply = encode(result)
+        except (ValueError, RecursionError) as exc:
+            reply = {"t": "refused", "name": name, "why": str(exc)[:300]}
+    publish_display_data({RESULT_MIME: {"id": req["id"], "value": reply}})
+
+
+# --------------------------------------------------------------------------- grader side
+
+class KernelChannel:
+    """The grader's end: asks the kernel behind ``kc`` (a blocking jupyter_client
+    ``KernelClient``) to call student functions, and decodes the replies."""
+
+    def __init__(self, kc, timeout: float = 60.0):
+        self.kc, self.timeout = kc, timeout
+
+    def call(self, name: str, *args, **kwargs) -> Any:
+        call_id = secrets.token_hex(8)
+        request = json.dumps({"id": call_id, "name": name,
+                              "args": [encode(a, allow_code=True) for a in args],
+                              "kwargs": {k: encode(v, allow_code=True) for k, v in kwargs.items()}})
+        code = f"__import__('autograder.channel', fromlist=['serve']).serve({request!r})"
+        msg_id = self.kc.execute(code, silent=False, store_history=False)
+        reply, size = None, 0
+        deadline = time.monotonic() + self.timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise ChannelError(f"{name}(...) did not return within {self.timeout:.0f} s")
+            try:
+                msg = self.kc.get_iopub_msg(timeout=remaining)
+            except queue.Empty:
+                continue
+            if msg.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = msg["msg_type"]
+            if kind in ("display_data", "execute_result"):
+                data = msg["content"].get("data", {})
+                payload = data.get(RESULT_MIME)
+                size += len(json.dumps(data))
+                if size > MAX_BYTES:
+                    raise ChannelError(f"{name}(...) returned more than {MAX_BYTES >> 20} MB")
+                if isinstance(payload, dict) and payload.get("id") == call_id and reply is None:
+                    reply = payload.get("value")
+            elif kind == "stream":
+                size += len(msg["content"].get("text", ""))
+                if size > MAX_BYTES:
+                    raise ChannelError(f"{name}(...) printed more than {MAX_BYTES >> 20} MB")
+            elif kind == "status" and msg["content"].get("execution_state") == "idle":
+                break
+        if reply is None:
+            raise ChannelError(f"{name}(...) gave no result")
+        return decode(reply)
+
+
+class StudentFunction:
+    """A student's name, callable from the grader's tests: each call goes to the kernel."""
+
+    def __init__(self, channel: KernelChannel, name: str):
+        self._channel, self.__name__ = channel, name
+
+    def __call__(self, *args, **kwargs):
+        return self._channel.call(self.__name__, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<student function {self.__name__}>"

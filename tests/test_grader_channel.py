@@ -1,0 +1,206 @@
+"""The data-only channel: what crosses from a student's kernel to the grader is plain data.
+
+The codec is tested in milliseconds; one real kernel (no TensorFlow) then serves a set of
+honest and hostile student functions, and the grader's end must decode the honest ones
+exactly and refuse every hostile one with a clear message, without running any of it.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import pickle
+
+import numpy as np
+import pytest
+from jupyter_client.manager import start_new_kernel
+
+from autograder import channel
+from autograder.channel import ChannelError, StudentError, decode, encode
+
+
+def roundtrip(value):
+    return decode(json.loads(json.dumps(encode(value))))
+
+
+# ------------------------------------------------------------------ codec
+
+def test_plain_values_round_trip_with_their_types():
+    a = np.arange(6, dtype=np.float64).reshape(2, 3)
+    got = roundtrip({"w": a, "n": 3, "f": 0.5, "s": "x", "none": None, "ok": True,
+                     "pair": (a[0], [1, 2]), "nan": float("nan"), "i8": np.int8([1, 2])})
+    np.testing.assert_array_equal(got["w"], a)
+    assert got["w"].dtype == np.float64 and type(got["w"]) is np.ndarray
+    assert type(got["pair"]) is tuple and type(got["pair"][1]) is list
+    assert got["n"] == 3 and type(got["n"]) is int and np.isnan(got["nan"])
+    assert got["i8"].dtype == np.int8
+
+
+def test_numpy_scalars_stay_numpy_scalars():
+    """So that `isinstance(loss, float)` means the same for the grader as in the kernel."""
+    got = roundtrip(np.float32(1.5))
+    assert type(got) is np.float32 and got == 1.5
+    assert type(roundtrip(np.float64(2.0))) is np.float64
+    assert type(roundtrip(2.0)) is float
+
+
+@pytest.mark.parametrize("value, why", [
+    (np.array([object()], dtype=object), "dtype object"),
+    (np.ma.masked_array([1.0, 2.0]), "MaskedArray"),
+    (np.recarray((2,), dtype=[("a", "f8")]), "recarray"),
+    ((x for x in range(3)), "generator"),
+    ({1: "int key"}, "keys"),
+    (2**80, "too large"),
+    (type("Lying", (), {"__eq__": lambda s, o: True})(), "Lying"),
+])
+def test_the_kernel_side_refuses_what_the_channel_does_not_carry(value, why):
+    with pytest.raises(ValueError, match=why):
+        encode(value)
+
+
+def test_deep_and_huge_values_are_refused():
+    deep = []
+    for _ in range(100):
+        deep = [deep]
+    with pytest.raises(ValueError, match="deeper"):
+        encode(deep)
+    with pytest.raises(ValueError, match="more than"):
+        encode(list(range(channel.MAX_ITEMS + 1)))
+
+
+def _npy_b64(a, allow_pickle=False):
+    buf = io.BytesIO()
+    np.save(buf, a, allow_pickle=allow_pickle)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
+class Boom:
+    def __reduce__(self):  # what a pickle would run on load
+        import os
+        return (os.system, ("echo pwned > /tmp/channel-pwned",))
+
+
+@pytest.mark.parametrize("forged", [
+    {"t": "ndarray", "npy": _npy_b64(np.array([Boom()], dtype=object), allow_pickle=True)},
+    {"t": "ndarray", "npy": base64.b64encode(pickle.dumps(Boom())).decode()},
+    {"t": "ndarray", "npy": _npy_b64(np.zeros(2, dtype=[("a", "f8")]))},
+    {"t": "ndarray", "npy": _npy_b64(np.array(["text"]))},
+    {"t": "ndarray", "npy": _npy_b64(np.zeros((2, 2))), "scalar": True},
+    {"t": "json", "v": [1, 2]},
+    {"t": "code", "source": "import os", "name": "f"},
+    {"t": "keras", "architecture": json.dumps({"class_name": "Lambda", "config": {}})},
+    {"t": "list", "items": "no"},
+    {"no tag": 1},
+])
+def test_the_grader_refuses_forged_replies_without_running_them(forged):
+    """A student can replace the kernel's encoder and send anything; the grader decodes
+    none of it into code, pickles or objects of the student's choosing."""
+    with pytest.raises(ChannelError):
+        decode(forged)
+    import os
+    assert not os.path.exists("/tmp/channel-pwned")
+
+
+def test_student_exceptions_become_failed_assertions():
+    with pytest.raises(StudentError, match="softmax.*raised ValueError: bad"):
+        decode({"t": "error", "name": "softmax", "ename": "ValueError", "evalue": "bad"})
+    assert issubclass(StudentError, AssertionError) and issubclass(ChannelError, AssertionError)
+
+
+def test_keras_models_cross_as_architecture_compile_config_and_weights():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3, activation="softmax")])
+    model.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy",
+                  metrics=["accuracy"])
+    got = roundtrip(model)
+    assert got is not model and got.compiled
+    x = np.ones((2, 4), dtype="float32")
+    np.testing.assert_allclose(got.predict(x, verbose=0), model.predict(x, verbose=0), rtol=1e-6)
+    assert got.loss == "sparse_categorical_crossentropy"
+    lam = keras.Sequential([keras.Input((4,)), keras.layers.Lambda(lambda t: t * 0 + 1)])
+    with pytest.raises(ChannelError, match="safely"):
+        roundtrip(lam)
+
+
+# ------------------------------------------------------------------ a real kernel
+
+STUDENT = r'''
+import numpy as np
+
+def softmax(z):
+    z = np.asarray(z, dtype=np.float64)
+    e = np.exp(z - z.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+class Liar(np.ndarray):
+    def __array_function__(self, *a, **k):
+        return True
+    def __eq__(self, other):
+        return True
+
+def lying_array(z):
+    return np.zeros(3).view(Liar)
+
+def generator(z):
+    return (v for v in z)
+
+def raises(z):
+    raise ZeroDivisionError("no")
+
+def numerical(f, x):
+    return np.array([f(x)])
+
+def peek(z):
+    import inspect
+    # The caller's frames hold only the request: there is no expected value to find.
+    return str([sorted(fr.frame.f_locals) for fr in inspect.stack()])
+
+def slow(z):
+    import time
+    time.sleep(30)
+'''
+
+
+@pytest.fixture(scope="module")
+def kernel():
+    km, kc = start_new_kernel(kernel_name="python3")
+    kc.execute_interactive(STUDENT, timeout=60)
+    yield channel.KernelChannel(kc, timeout=20)
+    kc.stop_channels()
+    km.shutdown_kernel(now=True)
+
+
+def test_honest_function_through_a_real_kernel(kernel):
+    softmax = channel.StudentFunction(kernel, "softmax")
+    p = softmax(np.array([[1.0, 2.0, 3.0]]))
+    assert type(p) is np.ndarray and np.allclose(p, [[0.09003057, 0.24472847, 0.66524096]])
+
+
+def test_hostile_returns_through_a_real_kernel(kernel):
+    # An ndarray subclass whose __eq__ and NEP-18 hooks answer "equal" is refused by name;
+    # its hooks never reach the grader, where np.allclose would have called them.
+    with pytest.raises(ChannelError, match="returned a value of type __main__.Liar"):
+        kernel.call("lying_array", np.zeros(3))
+    with pytest.raises(ChannelError, match="generator"):
+        kernel.call("generator", [1, 2])
+    with pytest.raises(StudentError, match="ZeroDivisionError: no"):
+        kernel.call("raises", 1)
+    with pytest.raises(StudentError, match="NameError"):
+        kernel.call("not_defined", 1)
+    frames = kernel.call("peek", 1)
+    assert "expected" not in frames
+
+
+def test_trusted_functions_travel_by_source(kernel):
+    f = channel.trusted_function("def quad(x):\n    return float(np.sum(x ** 2))\n", "quad")
+    assert kernel.call("numerical", f, np.array([1.0, 2.0])).tolist() == [5.0]
+
+
+def test_a_function_that_hangs_times_out(kernel):
+    short = channel.KernelChannel(kernel.kc, timeout=2)
+    with pytest.raises(ChannelError, match="did not return"):
+        short.call("slow", 1)
+    kernel.kc.execute_interactive("", timeout=60)  # let the kernel finish the sleep
