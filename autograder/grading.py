@@ -38,6 +38,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from jupyter_core.utils import run_sync
 from nbclient.exceptions import DeadKernelError
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
@@ -96,10 +97,13 @@ class GradingRun:
     zygote: object = None
     kernel_env: dict = field(default_factory=dict)  # the zygote's (autograder.environment)
     scratch_root: Path | None = None
-    kernel_options: object = None   # callable(student) -> extra ForkKernelManager settings
+    kernel_options: object = None   # callable(student, scratch) -> extra ForkKernelManager settings
+    kernel_end: object = None       # callable(student, uid, scratch) -> processes killed (the sandbox)
     guard: bool = True              # autograder.guard in every kernel
     statuses: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    live_kernels: int = 0           # from a kernel's start until nothing of it runs any more
+    peak_kernels: int = 0
 
     def set_status(self, student: str, status: str, detail: str = "") -> None:
         with self.lock:
@@ -119,7 +123,28 @@ class GradingRun:
                         kernel_log=str(self.scratch_root / f"{student}.kernel.log"), guard=self.guard)
         if self.kernel_options is not None:
             settings.update(self.kernel_options(student, scratch))
+        with self.lock:
+            self.live_kernels += 1
+            self.peak_kernels = max(self.peak_kernels, self.live_kernels)
         return ForkKernelManager(**settings)
+
+    def end_kernel(self, student: str, km) -> None:
+        """After a notebook, its kernel shut down: nothing started by it may still run (in the
+        sandbox, every process of its uid is killed), and its scratch folder goes."""
+        scratch = self.scratch_root / student
+        try:
+            if self.kernel_end is not None and km.uid is not None:
+                killed = self.kernel_end(student, km.uid, scratch)
+                if killed:
+                    log.warning("%s: killed %d process(es) that outlived the notebook (kernel uid %d)",
+                                student, killed, km.uid)
+            else:
+                shutil.rmtree(scratch, ignore_errors=True)
+        except Exception:
+            log.exception("%s: the kernel's processes could not all be killed; its uid is retired", student)
+            raise
+        with self.lock:
+            self.live_kernels -= 1
 
 
 # ---------------------------------------------------------------------------------------------
@@ -165,7 +190,25 @@ def _pooled_execute_class(grading_run: GradingRun):
                 self._fail_unfinished(nb, run.statuses[student][0])
             finally:
                 timer.cancel()
+                try:
+                    # nbclient shuts down only a kernel manager it created itself, never one it
+                    # was given: stop this one's channels and kernel here.
+                    run_sync(self._async_shutdown_kernel)(km)
+                finally:
+                    run.end_kernel(student, km)
             return nb, resources
+
+        async def _async_shutdown_kernel(self, km) -> None:
+            kc, self.kc, self.km = self.kc, None, None
+            if kc is not None:
+                kc.stop_channels()
+            try:
+                if km.has_kernel:
+                    await km.shutdown_kernel(now=True)  # kill, wait, then cleanup_resources
+                else:
+                    await km.cleanup_resources()
+            except Exception:
+                log.exception("%s: shutting the kernel down failed", self._student)
 
         def _stop(self, status: str, detail: str) -> None:
             self.run.set_status(self._student, status, detail)
@@ -541,6 +584,8 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
                         results[result.student] = result
                         if progress:
                             progress(result)
+            log.info("peak live kernels: %d (--jobs %d); live at the end: %d", run.peak_kernels, jobs,
+                     run.live_kernels)
     cfg = course_config(course_root, db_url)
     _feedback(GradingRun(assignment, course_root, db_url, limits), cfg, results, out_dir)
     header, rows = export_rows(assignment, db_url, source_nb, {s: r.status for s, r in results.items()})

@@ -14,7 +14,14 @@ network, PID, IPC and UTS namespaces, with a filesystem made only of what a kern
 
 Each forked kernel then drops from root to a user id of its own (``setuid``; the zygote keeps
 only ``CAP_SETUID``/``CAP_SETGID`` for that), so kernels cannot read each other's scratch
-folders and ``RLIMIT_NPROC`` caps each kernel's processes. Memory, CPU time and file size are
+folders and ``RLIMIT_NPROC`` caps each kernel's processes. The user ids come from a pool
+(``--jobs`` of them are in use at a time). When a notebook ends, the grader shuts its kernel
+down and then kills every process left under its user id (:meth:`Sandbox.kill_uid`: a helper
+that runs as that uid calls ``kill(-1, SIGKILL)``, which reaches every process of the uid at
+once, even those that double-forked, called ``setsid`` or left the process group, and lets none
+of them fork in between); it checks in ``/proc`` that none is left, and only then removes the
+scratch folder and gives the uid back to the pool. So nothing of one student still runs when the
+next student's kernel starts on the same uid. Memory, CPU time and file size are
 ``setrlimit`` caps set by the zygote; the notebook's wall clock and its output size are watched
 by the grader (:mod:`autograder.grading`). ``--die-with-parent`` takes every kernel down with
 the grader if it is killed.
@@ -22,27 +29,62 @@ the grader if it is killed.
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 from autograder import REPO_ROOT
 
-FIRST_KERNEL_UID = 61000   # kernel k runs as uid FIRST_KERNEL_UID + k (no passwd entry needed)
+FIRST_KERNEL_UID = 61000   # kernels run as uids from FIRST_KERNEL_UID on (no passwd entry needed)
+KERNEL_UIDS = range(FIRST_KERNEL_UID, FIRST_KERNEL_UID + 100)
 TMPFS_BYTES = 256 * 2**20
+SHELL = "/bin/sh"          # runs `kill -s KILL -- -1` as a kernel's uid
+KILL_SECONDS = 10          # how long the processes of a uid may take to die
+
+log = logging.getLogger("autograder.grade")
 
 
 class SandboxUnavailable(RuntimeError):
     """bubblewrap is missing or cannot create the namespaces on this machine."""
 
 
+class KernelCleanupError(RuntimeError):
+    """Processes of a kernel's uid survived SIGKILL (the uid is then never used again)."""
+
+
+def processes_of(uid: int) -> list[int]:
+    """Pids of the live (not zombie) processes with ``uid`` as a real, effective or saved uid."""
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/status") as f:
+                status = f.read()
+        except OSError:  # gone meanwhile
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+        state = fields.get("State", "").split()
+        uids = fields.get("Uid", "").split()
+        if state and state[0] in ("Z", "X"):
+            continue
+        if str(uid) in uids[:3]:
+            found.append(int(entry.name))
+    return found
+
+
 class Sandbox:
-    def __init__(self, bwrap: str, processes: int = 64):
+    def __init__(self, bwrap: str, processes: int = 64, kernel_uids: range = KERNEL_UIDS):
         self.bwrap = bwrap
         self.processes = processes
-        self._next_uid = FIRST_KERNEL_UID
+        self.kernel_uids = kernel_uids
+        self._free = list(kernel_uids)       # lowest first
+        self._uids = threading.Condition()
         self.sockets: Path | None = None
 
     @classmethod
@@ -108,13 +150,60 @@ class Sandbox:
         os.chmod(run.scratch_root, 0o711)
         os.chmod(Path(tmp), 0o711)
         run.kernel_options = self.kernel_options
+        run.kernel_end = self.end_kernel
         return Zygote(run.kernel_env, socket_dir=zygote_dir,
                       wrap=lambda cmd: self.command(cmd, run.scratch_root, self.sockets))
 
+    # -----------------------------------------------------------------------------------------
+    # Kernel user ids: a pool, and nothing of one kernel left when the next gets the uid
+
+    def acquire_uid(self) -> int:
+        with self._uids:
+            while not self._free:
+                self._uids.wait()
+            return self._free.pop(0)
+
+    def release_uid(self, uid: int) -> None:
+        with self._uids:
+            self._free.append(uid)
+            self._free.sort()
+            self._uids.notify()
+
+    @staticmethod
+    def kill_uid(uid: int, timeout: float = KILL_SECONDS) -> int:
+        """Kill every process of ``uid``; return how many there were. Raises
+        :class:`KernelCleanupError` if some are still alive after ``timeout`` seconds."""
+        seen: set[int] = set()
+        deadline = time.monotonic() + timeout
+        while True:
+            alive = processes_of(uid)
+            if not alive:
+                return len(seen)
+            seen.update(alive)
+            if time.monotonic() > deadline:
+                raise KernelCleanupError(f"processes of kernel uid {uid} survived SIGKILL: {alive}")
+            # kill(-1) from a process of that uid: every process it may signal, but itself.
+            subprocess.run([SHELL, "-c", "kill -s KILL -- -1"], user=uid, group=uid, extra_groups=[],
+                           stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                           timeout=timeout, check=False)
+            time.sleep(0.02)
+
+    def end_kernel(self, student: str, uid: int, scratch: Path) -> int:
+        """After a notebook (its kernel already shut down): kill what is left under its uid,
+        remove its scratch folder, give the uid back. Returns the number of processes killed."""
+        try:
+            killed = self.kill_uid(uid)
+        except KernelCleanupError:
+            shutil.rmtree(scratch, ignore_errors=True)
+            raise  # the uid is not given back
+        shutil.rmtree(scratch, ignore_errors=True)
+        self.release_uid(uid)
+        return killed
+
     def kernel_options(self, student: str, scratch: Path) -> dict:
         """ForkKernelManager settings for one student's kernel (called by the grading run)."""
-        uid = self._next_uid
-        self._next_uid += 1
+        uid = self.acquire_uid()
+        self.kill_uid(uid)  # nothing of an earlier run runs as this uid (if it fails: not released)
         os.chown(scratch, uid, uid)
         os.chmod(scratch, 0o700)
         prefix = self.sockets / "kernels" / f"k{uid}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -37,10 +38,40 @@ for p in ["/proc/self/environ", "/proc/1/environ", f"/proc/{os.getppid()}/enviro
         print("blocked", p, type(e).__name__)
 """
 
+# A daemon thread, a double-forked setsid orphan (renamed, so that the test can find it) and a
+# subprocess in its own session: all meant to outlive the notebook.
+ORPHAN_MARK = "dlc-orphan-7e21"
+ORPHANS = f"""\
+import os, subprocess, sys, threading, time
+threading.Thread(target=lambda: [time.sleep(0.2) for _ in iter(int, 1)], daemon=True).start()
+pid = os.fork()
+if pid == 0:
+    os.setsid()
+    if os.fork() == 0:
+        os.execv(sys.executable, [sys.executable, "-c", "import time\\nwhile True: time.sleep(1)", "{ORPHAN_MARK}"])
+    os._exit(0)
+os.waitpid(pid, 0)
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(86400)", "{ORPHAN_MARK}"],
+                 start_new_session=True)
+"""
+
 EXPECTED = {  # student: (status, per-cell scores)
     "honest": ("ok", FULL),
     "h_env": ("ok", FULL),
+    "h_orphans": ("ok", FULL),
 }
+
+
+def _marked_processes() -> list[int]:
+    """Pids of the orphans' processes (on the host: the sandbox's pids are visible from here)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            if ORPHAN_MARK[4:].encode() in cmdline.read_bytes():
+                found.append(int(cmdline.parent.name))
+        except OSError:
+            pass
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -50,13 +81,22 @@ def graded(tmp_path_factory):
     klass = tmp / "class"
     _write(read(SOLUTION), klass / "honest.ipynb")
     _write(_nb(softmax=ENV_DUMP), klass / "h_env.ipynb")
+    _write(_nb(softmax=ORPHANS), klass / "h_orphans.ipynb")
+    # What still runs of the orphans when the grader reports a student as done (the class is
+    # still being graded then: the kernel server and the sandbox are up).
+    alive_after: dict[str, list[int]] = {}
+
+    def progress(result):
+        alive_after[result.student] = _marked_processes()
+
     with pytest.MonkeyPatch.context() as mp:
         for name, value in SECRETS.items():
             mp.setenv(name, value)
         results = grade(A, klass, tmp / "out", course_root=root, sandbox=Sandbox.for_course(),
-                        limits=LIMITS, jobs=JOBS)
+                        limits=LIMITS, jobs=JOBS, progress=progress)
     rows = {r["student_id"]: r for r in csv.DictReader(open(tmp / "out" / "grades.csv"))}
-    return {"root": root, "out": tmp / "out", "rows": rows, "results": {r.student: r for r in results}}
+    return {"root": root, "out": tmp / "out", "rows": rows, "results": {r.student: r for r in results},
+            "alive_after": alive_after, "log": (tmp / "out" / "grading.log").read_text()}
 
 
 def _outputs(graded, student) -> str:
@@ -84,3 +124,23 @@ def test_no_secret_of_the_graders_environment_reaches_a_kernel(graded):
             assert value not in blob and name not in blob, name
     # And nothing that jupyter_client adds for its own launcher.
     assert "JPY_" not in text and "JUPYTER_" not in text
+
+
+def test_nothing_of_a_notebook_outlives_it(graded):
+    # The attack was real: the grader found and killed the orphans (the kernel itself, with its
+    # daemon thread, was shut down before that and is not counted).
+    m = re.search(r"h_orphans: killed (\d+) process\(es\) that outlived the notebook", graded["log"])
+    assert m and int(m.group(1)) >= 2, graded["log"][-3000:]
+    assert graded["alive_after"]["h_orphans"] == [], "the orphans still ran after their notebook"
+    # Nothing of any kernel uid is left after the run, and honest students were not touched.
+    from autograder.sandbox import KERNEL_UIDS, processes_of
+
+    assert not [uid for uid in KERNEL_UIDS if processes_of(uid)]
+    assert not _marked_processes()
+
+
+def test_peak_live_kernels_is_logged_and_at_most_jobs(graded):
+    m = re.search(r"peak live kernels: (\d+) \(--jobs (\d+)\); live at the end: (\d+)", graded["log"])
+    assert m, graded["log"][-3000:]
+    peak, jobs, live = map(int, m.groups())
+    assert jobs == JOBS and 1 <= peak <= JOBS and live == 0

@@ -122,3 +122,56 @@ def test_the_allowlist_wins_over_what_jupyter_client_adds(tmp_path, monkeypatch)
     for name in (*SECRETS, "KERNELSPEC_ADDED", "CALLER_ADDED", "JPY_SESSION_NAME", "JPY_PARENT_PID"):
         assert name not in env, name
     assert not set(SECRETS.values()) & set(env.values())
+
+
+# ---------------------------------------------------------------------------------------------
+# 2. Nothing of a kernel outlives it: every process of its uid is killed
+
+TEST_UID = 61990  # not a kernel uid of a real run; must not be an account
+
+
+def _escape_artist(uid: int) -> subprocess.Popen:
+    """A process of ``uid`` that leaves a double-forked setsid grandchild behind."""
+    code = ("import os, time\n"
+            "if os.fork() == 0:\n"
+            "    os.setsid()\n"
+            "    if os.fork() == 0:\n"
+            "        time.sleep(600)\n"
+            "    os._exit(0)\n"
+            "time.sleep(600)\n")
+    return subprocess.Popen(["/usr/bin/python3", "-c", code], user=uid, group=uid, extra_groups=[],
+                            start_new_session=True)
+
+
+def _sid(pid: int) -> int | None:
+    try:
+        return os.getsid(pid)
+    except OSError:
+        return None
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (switches to a kernel uid)")
+def test_kill_uid_reaches_processes_that_left_the_process_group():
+    import pwd
+    import signal
+    import time
+
+    from autograder.sandbox import Sandbox, processes_of
+
+    with pytest.raises(KeyError):
+        pwd.getpwuid(TEST_UID)
+    proc = _escape_artist(TEST_UID)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # until the grandchild has its own session
+        if any(_sid(p) not in (proc.pid, None) for p in processes_of(TEST_UID)):
+            break
+        time.sleep(0.02)
+    # What shutting the kernel down does (signal its process group) leaves the grandchild alive.
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.1)
+    survivors = processes_of(TEST_UID)
+    assert len(survivors) == 1, "the attack should leave exactly the setsid grandchild"
+    assert Sandbox.kill_uid(TEST_UID) == 1
+    assert processes_of(TEST_UID) == []
+    assert Sandbox.kill_uid(TEST_UID) == 0  # nothing to do: returns at once
