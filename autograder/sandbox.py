@@ -6,8 +6,10 @@ network, PID, IPC and UTS namespaces, with a filesystem made only of what a kern
 - read-only: ``/usr`` (and the ``/bin``, ``/lib`` links), ``/etc``, the Python installation,
   the course's virtual environment, and the course packages ``dlcourse/`` and ``autograder/``;
 - read-write: the grading run's scratch folder (a sub-folder per student, owned by that
-  student's kernel user, mode 0700) and a socket folder for the kernels' ZeroMQ ``ipc``
-  sockets (with no network, a kernel cannot use the grader's TCP loopback ports);
+  student's kernel user, mode 0700) and the socket folder, in which each kernel has a private
+  folder for its ZeroMQ ``ipc`` sockets and connection file (:meth:`Sandbox.socket_dir`: 0700,
+  owned by its uid, a random name; with no network, a kernel cannot use the grader's TCP
+  loopback ports);
 - a private ``/tmp`` (tmpfs, size-capped), ``/proc`` and ``/dev``;
 - nothing else: not ``solutions/`` (hidden tests), not the gradebook, not ``submitted/`` or
   ``autograded/`` (other students), not the instructor's home.
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import shutil
 import subprocess
 import sys
@@ -85,6 +88,7 @@ class Sandbox:
         self.kernel_uids = kernel_uids
         self._free = list(kernel_uids)       # lowest first
         self._uids = threading.Condition()
+        self._socket_dirs: dict[int, Path] = {}  # uid in use -> its socket folder
         self.sockets: Path | None = None
 
     @classmethod
@@ -139,11 +143,11 @@ class Sandbox:
         from autograder.kernels import Zygote
 
         self.sockets = Path(tmp) / "sockets"
-        (self.sockets / "kernels").mkdir(parents=True, exist_ok=True)
-        # Kernels (other uids) create their ipc sockets here, but cannot list the folder; the
-        # zygote's own socket lives in a root-only folder, so a kernel cannot ask for a kernel.
+        self.sockets.mkdir(parents=True, exist_ok=True)
+        # Each kernel has a private folder in here (socket_dir); kernels can reach their own
+        # but cannot list or write this one. The zygote's own socket lives in a root-only
+        # folder, so a kernel cannot ask for a kernel.
         os.chmod(self.sockets, 0o711)
-        os.chmod(self.sockets / "kernels", 0o1733)
         zygote_dir = self.sockets / "zygote"
         zygote_dir.mkdir(exist_ok=True)
         os.chmod(zygote_dir, 0o700)
@@ -191,14 +195,26 @@ class Sandbox:
     def end_kernel(self, student: str, uid: int, scratch: Path) -> int:
         """After a notebook (its kernel already shut down): kill what is left under its uid,
         remove its scratch folder, give the uid back. Returns the number of processes killed."""
+        sockets = self._socket_dirs.pop(uid, None)
         try:
             killed = self.kill_uid(uid)
-        except KernelCleanupError:
+        finally:
             shutil.rmtree(scratch, ignore_errors=True)
-            raise  # the uid is not given back
-        shutil.rmtree(scratch, ignore_errors=True)
-        self.release_uid(uid)
+            if sockets is not None:
+                shutil.rmtree(sockets, ignore_errors=True)
+        self.release_uid(uid)  # not reached if processes survived: the uid is not given back
         return killed
+
+    def socket_dir(self, uid: int) -> Path:
+        """A kernel's own folder for its ZeroMQ ipc sockets and connection file: made by the
+        grader, named with 64 random bits (nothing to predict and squat on), mode 0700 and
+        owned by the kernel's uid, in a folder that kernels can cross but not list or write."""
+        path = self.sockets / f"k-{secrets.token_hex(8)}"
+        path.mkdir(mode=0o700)
+        os.chown(path, uid, uid)
+        os.chmod(path, 0o700)
+        self._socket_dirs[uid] = path
+        return path
 
     def kernel_options(self, student: str, scratch: Path) -> dict:
         """ForkKernelManager settings for one student's kernel (called by the grading run)."""
@@ -206,6 +222,6 @@ class Sandbox:
         self.kill_uid(uid)  # nothing of an earlier run runs as this uid (if it fails: not released)
         os.chown(scratch, uid, uid)
         os.chmod(scratch, 0o700)
-        prefix = self.sockets / "kernels" / f"k{uid}"
-        return {"uid": uid, "transport": "ipc", "ip": str(prefix),
-                "connection_file": str(prefix) + ".json"}
+        sockets = self.socket_dir(uid)
+        return {"uid": uid, "transport": "ipc", "ip": str(sockets / "kernel"),
+                "connection_file": str(sockets / "kernel.json")}

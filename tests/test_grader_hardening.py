@@ -55,10 +55,30 @@ subprocess.Popen([sys.executable, "-c", "import time; time.sleep(86400)", "{ORPH
                  start_new_session=True)
 """
 
+# Squat on where the next kernel's sockets would be: beside this kernel's own socket files
+# (a shared folder, names predicted from the uid) or in the folder that holds them all.
+SQUAT = """\
+import os, stat
+from ipykernel import get_connection_file
+mine = os.path.dirname(get_connection_file())
+st = os.stat(mine)
+print("MYSOCKETS", oct(st.st_mode & 0o777), st.st_uid == os.getuid())
+for attempt in [lambda: os.listdir(os.path.dirname(mine)),
+                lambda: open(os.path.join(os.path.dirname(mine), "k-squat"), "w"),
+                lambda: open(os.path.join(os.path.dirname(mine), "kernels", f"k{os.getuid() + 1}-1"), "w"),
+                lambda: open(os.path.join(mine, f"k{os.getuid() + 7}.json"), "w") if st.st_mode & 0o002 else 1 / 0]:
+    try:
+        attempt()
+        print("SQUATTED")
+    except Exception as e:
+        print("blocked", type(e).__name__)
+"""
+
 EXPECTED = {  # student: (status, per-cell scores)
     "honest": ("ok", FULL),
     "h_env": ("ok", FULL),
     "h_orphans": ("ok", FULL),
+    "h_squat": ("ok", FULL),
 }
 
 
@@ -82,6 +102,7 @@ def graded(tmp_path_factory):
     _write(read(SOLUTION), klass / "honest.ipynb")
     _write(_nb(softmax=ENV_DUMP), klass / "h_env.ipynb")
     _write(_nb(softmax=ORPHANS), klass / "h_orphans.ipynb")
+    _write(_nb(softmax=SQUAT), klass / "h_squat.ipynb")
     # What still runs of the orphans when the grader reports a student as done (the class is
     # still being graded then: the kernel server and the sandbox are up).
     alive_after: dict[str, list[int]] = {}
@@ -144,3 +165,9 @@ def test_peak_live_kernels_is_logged_and_at_most_jobs(graded):
     assert m, graded["log"][-3000:]
     peak, jobs, live = map(int, m.groups())
     assert jobs == JOBS and 1 <= peak <= JOBS and live == 0
+
+
+def test_kernel_sockets_are_private(graded):
+    text = _outputs(graded, "h_squat")
+    assert "MYSOCKETS 0o700 True" in text, text[:3000]
+    assert "SQUATTED" not in text and text.count("blocked") == 4

@@ -175,3 +175,36 @@ def test_kill_uid_reaches_processes_that_left_the_process_group():
     assert Sandbox.kill_uid(TEST_UID) == 1
     assert processes_of(TEST_UID) == []
     assert Sandbox.kill_uid(TEST_UID) == 0  # nothing to do: returns at once
+
+
+# ---------------------------------------------------------------------------------------------
+# 3. A private socket folder per kernel
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root (chowns to a kernel uid)")
+def test_each_kernel_has_a_private_randomly_named_socket_folder(tmp_path):
+    import stat
+
+    from autograder.sandbox import Sandbox
+
+    box = Sandbox("bwrap", kernel_uids=range(TEST_UID, TEST_UID + 2))
+    box.sockets = tmp_path / "sockets"
+    box.sockets.mkdir(mode=0o711)
+    options = []
+    for student in ("ann", "ben"):
+        (tmp_path / student).mkdir()
+        options.append(box.kernel_options(student, tmp_path / student))
+    folders = [Path(o["connection_file"]).parent for o in options]
+    assert folders[0] != folders[1] and {f.parent for f in folders} == {box.sockets}
+    for o, folder in zip(options, folders):
+        st = folder.stat()
+        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == st.st_gid == o["uid"]
+        assert o["transport"] == "ipc" and Path(o["ip"]).parent == folder
+        name = folder.name.removeprefix("k-")
+        assert len(name) == 16 and int(name, 16) >= 0 and str(o["uid"]) not in folder.name
+    assert {o["uid"] for o in options} == {TEST_UID, TEST_UID + 1}
+    # The notebook's end removes the folder (and the scratch) and gives the uid back.
+    assert box.end_kernel("ann", options[0]["uid"], tmp_path / "ann") == 0
+    assert not folders[0].exists() and not (tmp_path / "ann").exists()
+    again = box.kernel_options("cat", tmp_path / "ben")
+    assert again["uid"] == options[0]["uid"] and Path(again["connection_file"]).parent not in folders
