@@ -284,7 +284,15 @@ def serve(request: str) -> None:
             reply = encode(result)
         except (ValueError, RecursionError) as exc:
             reply = {"t": "refused", "name": name, "why": str(exc)[:300]}
-    publish_display_data({RESULT_MIME: {"id": req["id"], "value": reply}})
+    # The array arguments as the function left them, so that the grader's tests can still
+    # check that an input was not modified in place.
+    after = []
+    for a in locals().get("args", []):
+        try:
+            after.append(encode(a) if type(a) is np.ndarray else None)
+        except ValueError:
+            after.append(None)
+    publish_display_data({RESULT_MIME: {"id": req["id"], "value": reply, "args_after": after}})
 
 
 # --------------------------------------------------------------------------- grader side
@@ -303,7 +311,7 @@ class KernelChannel:
                               "kwargs": {k: encode(v, allow_code=True) for k, v in kwargs.items()}})
         code = f"__import__('autograder.channel', fromlist=['serve']).serve({request!r})"
         msg_id = self.kc.execute(code, silent=False, store_history=False)
-        reply, size = None, 0
+        reply, after, size = None, None, 0
         deadline = time.monotonic() + self.timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -324,6 +332,7 @@ class KernelChannel:
                     raise ChannelError(f"{name}(...) returned more than {MAX_BYTES >> 20} MB")
                 if isinstance(payload, dict) and payload.get("id") == call_id and reply is None:
                     reply = payload.get("value")
+                    after = payload.get("args_after")
             elif kind == "stream":
                 size += len(msg["content"].get("text", ""))
                 if size > MAX_BYTES:
@@ -332,7 +341,23 @@ class KernelChannel:
                 break
         if reply is None:
             raise ChannelError(f"{name}(...) gave no result")
+        self._write_back(args, after)
         return decode(reply)
+
+    @staticmethod
+    def _write_back(args, after) -> None:
+        """Copy what the student's function did to its array arguments into the grader's
+        arrays, as if it had run here: a test of "the input is not modified" still works."""
+        if not isinstance(after, list):
+            return
+        for arg, enc in zip(args, after):
+            if type(arg) is np.ndarray and enc is not None and arg.flags.writeable:
+                try:
+                    new = decode(enc)
+                except ChannelError:
+                    continue
+                if type(new) is np.ndarray and new.shape == arg.shape:
+                    np.copyto(arg, new, casting="unsafe")
 
 
 class StudentFunction:

@@ -204,3 +204,13 @@ def test_a_function_that_hangs_times_out(kernel):
     with pytest.raises(ChannelError, match="did not return"):
         short.call("slow", 1)
     kernel.kc.execute_interactive("", timeout=60)  # let the kernel finish the sleep
+
+
+def test_in_place_changes_to_array_arguments_come_back(kernel):
+    kernel.kc.execute_interactive("def scale_in_place(x):\n    x *= 2\n    return None\n", timeout=30)
+    x = np.array([1.0, 2.0])
+    assert kernel.call("scale_in_place", x) is None
+    assert x.tolist() == [2.0, 4.0], "a test that the input is unchanged must see the change"
+    y = np.array([1.0, 2.0])
+    kernel.call("softmax", y)
+    assert y.tolist() == [1.0, 2.0]
