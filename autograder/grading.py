@@ -229,14 +229,43 @@ def _pooled_execute_class(grading_run: GradingRun):
             self._finished.add(index)
             return result
 
-        def output(self, outs, msg, display_id, cell_index):
-            self._output_bytes += len(json.dumps(msg.get("content", {})))
+        def process_message(self, msg, cell, cell_index):
+            # Every iopub message that can add to the notebook counts against the cap, not only
+            # new outputs: display updates (counted once per output they rewrite) and comm
+            # messages too. A message over the cap is dropped, and the kernel is stopped.
+            self._output_bytes += message_bytes(msg, self._display_id_map)
             if self._output_bytes > self.run.limits.output_bytes:
-                self._stop("output limit", f"more than {self.run.limits.output_bytes // 2**20} MB of output")
+                self._stop("output limit", f"more than {self.run.limits.output_bytes / 2**20:g} MB of output")
                 return None
-            return super().output(outs, msg, display_id, cell_index)
+            if msg.get("msg_type") in COMM_MESSAGES:
+                # Counted, then ignored: grading renders no widgets, and nbclient's widget
+                # handling raises on a malformed comm_open (which failed the whole submission).
+                return None
+            return super().process_message(msg, cell, cell_index)
 
     return PooledExecute
+
+
+UNCOUNTED_MESSAGES = {"status", "execute_input"}  # they add nothing to the notebook
+COMM_MESSAGES = {"comm_open", "comm_msg", "comm_close"}
+
+
+def message_bytes(msg: dict, display_id_map: dict) -> int:
+    """What one iopub message can add to the executed notebook (and so to the feedback): its
+    content and binary buffers, times the number of outputs it writes. A message with a
+    ``display_id`` rewrites every output already showing that id (nbclient's display map:
+    {display_id: {cell_index: [output_index, ...]}}), and a new display adds one more."""
+    msg_type = msg.get("msg_type") or msg.get("header", {}).get("msg_type")
+    if msg_type in UNCOUNTED_MESSAGES:
+        return 0
+    content = msg.get("content") or {}
+    size = len(json.dumps(content, default=str)) + sum(len(b) for b in msg.get("buffers") or [])
+    transient = content.get("transient") if isinstance(content, dict) else None
+    display_id = transient.get("display_id") if isinstance(transient, dict) else None
+    if display_id and msg_type in ("execute_result", "display_data", "update_display_data"):
+        shown = sum(len(outputs) for outputs in display_id_map.get(display_id, {}).values())
+        size *= max(1, shown + (msg_type != "update_display_data"))
+    return size
 
 
 def _deduplicate_ids_class():

@@ -74,11 +74,30 @@ for attempt in [lambda: os.listdir(os.path.dirname(mine)),
         print("blocked", type(e).__name__)
 """
 
+# 30 MB into the notebook through display updates: 100 outputs share one display id, then
+# one 300 kB update rewrites them all. And 40 MB of comm messages (widget state).
+DISPLAY_FLOOD = """\
+from IPython.display import HTML, display
+handle = display(HTML("x"), display_id=True)
+for _ in range(99):
+    display(HTML("x"), display_id=handle.display_id)
+handle.update(HTML("y" * 300_000))
+"""
+COMM_FLOOD = """\
+import comm
+channel = comm.create_comm(target_name="jupyter.widget", data={"state": {}})
+for _ in range(40):
+    channel.send({"state": {"value": "z" * 10**6}})
+"""
+CAP = 5 * 2**20  # the default output cap (Limits.output_bytes)
+
 EXPECTED = {  # student: (status, per-cell scores)
     "honest": ("ok", FULL),
     "h_env": ("ok", FULL),
     "h_orphans": ("ok", FULL),
     "h_squat": ("ok", FULL),
+    "h_display": ("output limit", {**FULL, "test_build_mlp": 0}),
+    "h_comm": ("output limit", {**FULL, "test_standardize": 0, "test_build_mlp": 0}),
 }
 
 
@@ -103,6 +122,8 @@ def graded(tmp_path_factory):
     _write(_nb(softmax=ENV_DUMP), klass / "h_env.ipynb")
     _write(_nb(softmax=ORPHANS), klass / "h_orphans.ipynb")
     _write(_nb(softmax=SQUAT), klass / "h_squat.ipynb")
+    _write(_nb(build_mlp=DISPLAY_FLOOD), klass / "h_display.ipynb")
+    _write(_nb(standardize=COMM_FLOOD), klass / "h_comm.ipynb")
     # What still runs of the orphans when the grader reports a student as done (the class is
     # still being graded then: the kernel server and the sandbox are up).
     alive_after: dict[str, list[int]] = {}
@@ -171,3 +192,13 @@ def test_kernel_sockets_are_private(graded):
     text = _outputs(graded, "h_squat")
     assert "MYSOCKETS 0o700 True" in text, text[:3000]
     assert "SQUATTED" not in text and text.count("blocked") == 4
+
+
+@pytest.mark.parametrize("student", ["h_display", "h_comm"])
+def test_output_cap_counts_display_updates_and_comms(graded, student):
+    path = graded["root"] / "autograded" / student / A / f"{A}.ipynb"
+    nb = read(path)
+    assert len(json.dumps([c.get("outputs", []) for c in nb.cells])) < CAP
+    assert json.dumps(nb.metadata).count("z" * 1000) == 0  # no widget state kept either
+    assert path.stat().st_size < CAP + 200_000
+    assert (graded["out"] / "feedback" / student / f"{A}.html").stat().st_size < CAP + 500_000

@@ -208,3 +208,73 @@ def test_each_kernel_has_a_private_randomly_named_socket_folder(tmp_path):
     assert not folders[0].exists() and not (tmp_path / "ann").exists()
     again = box.kernel_options("cat", tmp_path / "ben")
     assert again["uid"] == options[0]["uid"] and Path(again["connection_file"]).parent not in folders
+
+
+# ---------------------------------------------------------------------------------------------
+# 4. The output cap counts every iopub message
+
+
+def _msg(msg_type: str, content: dict, buffers=()) -> dict:
+    return {"msg_type": msg_type, "header": {"msg_type": msg_type, "msg_id": "m"}, "parent_header": {},
+            "metadata": {}, "content": content, "buffers": list(buffers)}
+
+
+def _display(data: str, display_id: str, update: bool = False) -> dict:
+    return _msg("update_display_data" if update else "display_data",
+                {"data": {"text/html": data}, "metadata": {}, "transient": {"display_id": display_id}})
+
+
+def test_message_bytes_counts_updates_per_output_and_comms():
+    from autograder.grading import message_bytes
+
+    assert message_bytes(_msg("status", {"execution_state": "busy"}), {}) == 0
+    stream = _msg("stream", {"name": "stdout", "text": "x" * 1000})
+    assert 1000 < message_bytes(stream, {}) < 1100
+    shown = {"d": {3: [0, 1, 2], 4: [0]}}  # four outputs show display "d"
+    update = _display("y" * 10_000, "d", update=True)
+    assert message_bytes(update, shown) >= 4 * 10_000
+    assert message_bytes(_display("y" * 10_000, "d"), shown) >= 5 * 10_000  # and one new output
+    comm = _msg("comm_msg", {"comm_id": "c", "data": {"state": {"v": "z" * 5000}}}, buffers=[b"b" * 7000])
+    assert message_bytes(comm, {}) >= 12_000
+
+
+def test_display_updates_cannot_pass_the_output_cap():
+    """nbclient's real message handling: 100 outputs share one display id, then one 300 kB
+    update would put 30 MB into the notebook. It is dropped and the kernel stopped."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from autograder.grading import GradingRun, Limits, _pooled_execute_class
+
+    cap = 5 * 2**20
+    run = GradingRun("a", Path("."), "sqlite://", Limits(output_bytes=cap))
+    client = _pooled_execute_class(run)()
+    stops = []
+    client._stop = lambda status, detail: stops.append(status)
+    client.nb = new_notebook(cells=[new_code_cell("attack")])
+    client.reset_execution_trackers()
+    client._output_bytes, client.clear_before_next_output = 0, False  # as execute_cell sets them
+    cell = client.nb.cells[0]
+    for _ in range(100):
+        client.process_message(_display("x", "d"), cell, 0)
+    assert len(cell.outputs) == 100 and not stops
+    client.process_message(_display("y" * 300_000, "d", update=True), cell, 0)
+    assert stops == ["output limit"]
+    assert len(json.dumps(nbformat.from_dict(client.nb))) < cap
+    assert all(o["data"]["text/html"] == "x" for o in cell.outputs)
+
+
+def test_a_malformed_widget_message_is_counted_and_ignored():
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from autograder.grading import GradingRun, Limits, _pooled_execute_class
+
+    run = GradingRun("a", Path("."), "sqlite://", Limits())
+    client = _pooled_execute_class(run)()
+    client.nb = new_notebook(cells=[new_code_cell("attack")])
+    client.reset_execution_trackers()
+    client._output_bytes, client.clear_before_next_output = 0, False
+    # nbclient itself raises KeyError('_model_module') on this one
+    opened = _msg("comm_open", {"comm_id": "c", "target_name": "jupyter.widget", "data": {"state": {}}})
+    assert client.process_message(opened, client.nb.cells[0], 0) is None
+    assert client._output_bytes > 0 and client.nb.cells[0].outputs == []
