@@ -21,8 +21,10 @@ tag            what it carries (and how the grader decodes it)
 ``keras``      a Keras model: its architecture JSON, compile config and weights
                (each weight an ``ndarray`` value); rebuilt with ``safe_mode=True``
 ``callback``   a Keras callback: its class name and ``get_config()``
-``code``       trusted code for the kernel (a function the grader passes as an
-               argument); only the kernel decodes it, never the grader
+``rng``        a ``numpy.random.Generator`` as its bit generator's state (plain ints)
+``function``   a function the grader passes as an argument (the ``f`` of
+               ``numerical_gradient(f, x)``): the kernel gets a stand-in whose calls
+               come back to the grader as data, over the kernel's stdin channel
 ``error``      the student's function raised: exception type name and message
 ``refused``    the result was of a type the channel does not carry
 =============  ===================================================================
@@ -45,6 +47,7 @@ import json
 import math
 import queue
 import secrets
+import sys
 import time
 from typing import Any
 
@@ -88,11 +91,12 @@ def _read_npy(text: str) -> np.ndarray:
     return a
 
 
-def encode(value: Any, *, allow_code: bool = False, _depth: int = 0, _count=None) -> dict:
+def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count=None) -> dict:
     """One value as a tagged JSON object (see the module's table).
 
     Runs on both sides: the kernel encodes a student's result, the grader its arguments.
-    ``allow_code`` lets the grader pass trusted functions (by their source) to the kernel.
+    ``callbacks`` (the grader's side only) collects the functions passed as arguments; the
+    kernel calls them back through :meth:`KernelChannel.call`.
     """
     count = _count if _count is not None else [0]
     count[0] += 1
@@ -100,7 +104,7 @@ def encode(value: Any, *, allow_code: bool = False, _depth: int = 0, _count=None
         raise ValueError(f"more than {MAX_ITEMS} values in one result")
     if _depth > MAX_DEPTH:
         raise ValueError(f"nested deeper than {MAX_DEPTH} levels")
-    kids = dict(allow_code=allow_code, _depth=_depth + 1, _count=count)
+    kids = dict(callbacks=callbacks, _depth=_depth + 1, _count=count)
     if value is None or type(value) in (bool, int, str):
         if type(value) is int and abs(value) > 2**63:
             raise ValueError("an integer too large to carry")
@@ -121,12 +125,15 @@ def encode(value: Any, *, allow_code: bool = False, _depth: int = 0, _count=None
         if type(a) is not np.ndarray or a.dtype.kind not in ARRAY_KINDS:
             raise ValueError(f"an array of dtype {a.dtype} is not a numeric array")
         return {"t": "ndarray", "npy": _npy(a), "scalar": isinstance(value, np.generic)}
-    if allow_code and callable(value) and hasattr(value, "__channel_source__"):
-        return {"t": "code", "source": value.__channel_source__, "name": value.__name__}
-    try:
-        import keras
-    except ImportError:  # pragma: no cover - the course environment has Keras
-        keras = None
+    if isinstance(value, np.random.Generator):
+        state = value.bit_generator.state
+        return {"t": "rng", "state": json.loads(json.dumps(state))}
+    if callbacks is not None and callable(value) and not isinstance(value, type):
+        callbacks.append(value)
+        return {"t": "function", "id": len(callbacks) - 1,
+                "name": str(getattr(value, "__name__", "f"))}
+    # A Keras object exists only where Keras was imported: never import it just to look.
+    keras = sys.modules.get("keras")
     if keras is not None and isinstance(value, keras.Model):
         compile_config = value.get_compile_config() if getattr(value, "compiled", False) else None
         return {"t": "keras", "architecture": value.to_json(),
@@ -178,6 +185,8 @@ def decode(obj: Any, *, _depth: int = 0) -> Any:
         return a
     if tag == "keras":
         return _rebuild_keras_model(obj)
+    if tag == "rng":
+        return _rebuild_rng(obj.get("state"))
     if tag == "callback":
         return CallbackDescription(str(obj.get("class")), str(obj.get("module")),
                                    obj.get("config") if isinstance(obj.get("config"), dict) else {})
@@ -229,29 +238,55 @@ def _rebuild_keras_model(obj: dict):
     return model
 
 
-def trusted_function(source: str, name: str):
-    """Mark a function the grader passes *to* the student's code (for example the ``f`` of
-    ``numerical_gradient(f, x)``): its source travels, and the kernel defines it."""
-    namespace: dict = {"np": np}
-    exec(compile(source, f"<grader:{name}>", "exec"), namespace)  # trusted source
-    fn = namespace[name]
-    fn.__channel_source__ = source
-    return fn
+def _rebuild_rng(state) -> np.random.Generator:
+    """A Generator from a bit generator's state: a dict of ints and names, nothing else."""
+    def plain(v):
+        if isinstance(v, dict):
+            return all(isinstance(k, str) and plain(x) for k, x in v.items())
+        return type(v) in (int, str)
+
+    names = {"PCG64": np.random.PCG64, "PCG64DXSM": np.random.PCG64DXSM,
+             "Philox": np.random.Philox, "SFC64": np.random.SFC64, "MT19937": np.random.MT19937}
+    if not isinstance(state, dict) or not plain(state) or state.get("bit_generator") not in names:
+        raise ChannelError("malformed random generator state")
+    bit = names[state["bit_generator"]]()
+    try:
+        bit.state = state
+    except Exception as exc:
+        raise ChannelError(f"malformed random generator state ({exc})") from None
+    return np.random.Generator(bit)
 
 
 # --------------------------------------------------------------------------- kernel side
 
-def _kernel_decode(obj):
-    """The kernel's decoder for the grader's arguments: trusted data, code allowed."""
-    if obj.get("t") == "code":
-        namespace: dict = {"np": np}
-        exec(compile(obj["source"], f"<grader:{obj['name']}>", "exec"), namespace)
-        return namespace[obj["name"]]
+CALLBACK_PROMPT = "\x00dlcourse-callback:"
+
+
+class _GraderFunction:
+    """In the kernel: a function of the grader's. Calling it asks the grader, over stdin."""
+
+    def __init__(self, call_id: str, index: int, name: str):
+        self._call_id, self._index, self.__name__ = call_id, index, name
+
+    def __call__(self, *args, **kwargs):
+        request = json.dumps({"id": self._call_id, "fn": self._index,
+                              "args": [encode(a) for a in args],
+                              "kwargs": {k: encode(v) for k, v in kwargs.items()}})
+        import builtins
+
+        reply = json.loads(builtins.input(CALLBACK_PROMPT + request))
+        return _kernel_decode(reply)
+
+
+def _kernel_decode(obj, call_id: str = ""):
+    """The kernel's decoder for the grader's arguments (trusted data)."""
+    if obj.get("t") == "function":
+        return _GraderFunction(call_id, int(obj["id"]), str(obj.get("name", "f")))
     if obj.get("t") in ("list", "tuple"):
-        out = [_kernel_decode(v) for v in obj["items"]]
+        out = [_kernel_decode(v, call_id) for v in obj["items"]]
         return out if obj["t"] == "list" else tuple(out)
     if obj.get("t") == "dict":
-        return {k: _kernel_decode(v) for k, v in obj["items"]}
+        return {k: _kernel_decode(v, call_id) for k, v in obj["items"]}
     if obj.get("t") == "keras":
         return _rebuild_keras_model(obj)
     return decode(obj)
@@ -271,8 +306,8 @@ def serve(request: str) -> None:
     name = req["name"]
     try:
         fn = get_ipython().user_ns[name]
-        args = [_kernel_decode(a) for a in req.get("args", [])]
-        kwargs = {k: _kernel_decode(v) for k, v in req.get("kwargs", {}).items()}
+        args = [_kernel_decode(a, req["id"]) for a in req.get("args", [])]
+        kwargs = {k: _kernel_decode(v, req["id"]) for k, v in req.get("kwargs", {}).items()}
         result = fn(*args, **kwargs)
     except KeyError:
         reply = {"t": "error", "name": name, "ename": "NameError",
@@ -289,7 +324,8 @@ def serve(request: str) -> None:
     after = []
     for a in locals().get("args", []):
         try:
-            after.append(encode(a) if type(a) is np.ndarray else None)
+            keep = type(a) is np.ndarray or isinstance(a, np.random.Generator)
+            after.append(encode(a) if keep else None)
         except ValueError:
             after.append(None)
     publish_display_data({RESULT_MIME: {"id": req["id"], "value": reply, "args_after": after}})
@@ -306,19 +342,22 @@ class KernelChannel:
 
     def call(self, name: str, *args, **kwargs) -> Any:
         call_id = secrets.token_hex(8)
+        callbacks: list = []
         request = json.dumps({"id": call_id, "name": name,
-                              "args": [encode(a, allow_code=True) for a in args],
-                              "kwargs": {k: encode(v, allow_code=True) for k, v in kwargs.items()}})
+                              "args": [encode(a, callbacks=callbacks) for a in args],
+                              "kwargs": {k: encode(v, callbacks=callbacks) for k, v in kwargs.items()}})
         code = f"__import__('autograder.channel', fromlist=['serve']).serve({request!r})"
-        msg_id = self.kc.execute(code, silent=False, store_history=False)
+        msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=bool(callbacks))
         reply, after, size = None, None, 0
         deadline = time.monotonic() + self.timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise ChannelError(f"{name}(...) did not return within {self.timeout:.0f} s")
+            if callbacks:
+                self._answer_callbacks(callbacks, call_id)
             try:
-                msg = self.kc.get_iopub_msg(timeout=remaining)
+                msg = self.kc.get_iopub_msg(timeout=min(remaining, 0.05) if callbacks else remaining)
             except queue.Empty:
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
@@ -344,6 +383,31 @@ class KernelChannel:
         self._write_back(args, after)
         return decode(reply)
 
+    def _answer_callbacks(self, callbacks: list, call_id: str) -> None:
+        """Answer the kernel's calls of the grader's functions (see :class:`_GraderFunction`).
+        The arguments are the student's data, decoded like any result."""
+        while True:
+            try:
+                msg = self.kc.get_stdin_msg(timeout=0)
+            except queue.Empty:
+                return
+            prompt = msg.get("content", {}).get("prompt", "")
+            if msg.get("msg_type") != "input_request" or not prompt.startswith(CALLBACK_PROMPT):
+                self.kc.input("")  # the student's own input(): an empty line
+                continue
+            try:
+                req = json.loads(prompt[len(CALLBACK_PROMPT):])
+                if req.get("id") != call_id or not 0 <= int(req.get("fn", -1)) < len(callbacks):
+                    raise ChannelError("a callback for another call")
+                fn = callbacks[int(req["fn"])]
+                args = [decode(a) for a in req.get("args", [])]
+                kwargs = {str(k): decode(v) for k, v in req.get("kwargs", {}).items()}
+                reply = encode(fn(*args, **kwargs))
+            except Exception as exc:  # the grader's function failed on the student's data
+                reply = {"t": "error", "name": "the grader's function",
+                         "ename": type(exc).__name__, "evalue": str(exc)[:500]}
+            self.kc.input(json.dumps(reply))
+
     @staticmethod
     def _write_back(args, after) -> None:
         """Copy what the student's function did to its array arguments into the grader's
@@ -351,6 +415,12 @@ class KernelChannel:
         if not isinstance(after, list):
             return
         for arg, enc in zip(args, after):
+            if isinstance(arg, np.random.Generator) and isinstance(enc, dict) and enc.get("t") == "rng":
+                try:
+                    arg.bit_generator.state = _rebuild_rng(enc.get("state")).bit_generator.state
+                except (ChannelError, TypeError, ValueError):
+                    pass
+                continue
             if type(arg) is np.ndarray and enc is not None and arg.flags.writeable:
                 try:
                     new = decode(enc)

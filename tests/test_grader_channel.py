@@ -89,6 +89,9 @@ class Boom:
     {"t": "ndarray", "npy": _npy_b64(np.zeros((2, 2))), "scalar": True},
     {"t": "json", "v": [1, 2]},
     {"t": "code", "source": "import os", "name": "f"},
+    {"t": "function", "id": 0},
+    {"t": "rng", "state": {"bit_generator": "os.system", "state": {}}},
+    {"t": "rng", "state": {"bit_generator": "PCG64", "state": {"state": [1], "inc": 1}}},
     {"t": "keras", "architecture": json.dumps({"class_name": "Lambda", "config": {}})},
     {"t": "list", "items": "no"},
     {"no tag": 1},
@@ -194,9 +197,28 @@ def test_hostile_returns_through_a_real_kernel(kernel):
     assert "expected" not in frames
 
 
-def test_trusted_functions_travel_by_source(kernel):
-    f = channel.trusted_function("def quad(x):\n    return float(np.sum(x ** 2))\n", "quad")
-    assert kernel.call("numerical", f, np.array([1.0, 2.0])).tolist() == [5.0]
+def test_the_graders_functions_are_called_back_over_stdin(kernel):
+    """numerical_gradient(f, x): f stays in the grader; the kernel's calls of it come back
+    as data, and the student's own input() gets an empty line."""
+    A = np.array([[2.0, 1.0], [1.0, 3.0]])
+    seen = []
+
+    def quad(x):  # a closure over the grader's data, which never leaves the grader
+        seen.append(type(x))
+        return float(x @ A @ x)
+
+    assert kernel.call("numerical", quad, np.array([1.0, 2.0])).tolist() == [18.0]
+    assert seen == [np.ndarray]
+    kernel.kc.execute_interactive("def ask(f):\n    return [input('name? '), f(1.0)]\n", timeout=30)
+    assert kernel.call("ask", lambda v: v + 1) == ["", 2.0]
+
+
+def test_random_generators_cross_as_state_and_advance_in_place(kernel):
+    kernel.kc.execute_interactive("def draw(rng, n):\n    return rng.random(n)\n", timeout=30)
+    rng, ref = np.random.default_rng(7), np.random.default_rng(7)
+    np.testing.assert_array_equal(kernel.call("draw", rng, 3), ref.random(3))
+    # The grader's generator advanced as if the draw had happened here.
+    assert rng.random() == ref.random()
 
 
 def test_a_function_that_hangs_times_out(kernel):
