@@ -24,7 +24,6 @@ the gradebook), then ``GenerateFeedback``. What this module adds:
 from __future__ import annotations
 
 import csv
-import html
 import io
 import json
 import logging
@@ -71,6 +70,7 @@ class Limits:
     cpu_seconds: int | None = 1200       # CPU time of the kernel process
     processes: int | None = None         # needs a kernel user id of its own (the sandbox)
     file_bytes: int | None = 256 * 2**20  # largest file the kernel may write
+    feedback_seconds: float = 120        # to render one student's feedback page
 
     def kernel_limits(self) -> dict:
         return {"memory_bytes": self.memory_bytes, "cpu_seconds": self.cpu_seconds,
@@ -506,40 +506,66 @@ def _status_from_outputs(run: GradingRun, student: str) -> tuple[str, str] | Non
     return None
 
 
-def _feedback(run: GradingRun, cfg: Config, results: dict[str, Result], out_dir: Path) -> None:
-    """nbgrader generate_feedback (hidden tests redacted) -> OUT/feedback/<student>/<assignment>.html."""
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.converters import GenerateFeedback
-    from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import GetGrades
+def _feedback(run: GradingRun, results: dict[str, Result], out_dir: Path, jobs: int) -> None:
+    """Feedback pages (nbgrader generate_feedback, hidden tests redacted), after grades.csv:
+    one student at a time per worker process, each with a time limit, each page checked for
+    hidden-test lines before it is written (see :mod:`autograder.feedback`). Writes
+    OUT/feedback/<student>/<assignment>.html, and nbgrader's own copy in the course's feedback/
+    is replaced too when a page is withheld (``nbgrader release_feedback`` sends that one)."""
+    from queue import Queue
 
-    from autograder.feedback import RedactHiddenTests
+    from autograder.feedback import leaked_lines, not_shown_page, secret_lines
+    from autograder.feedback_worker import FeedbackTimeout, FeedbackWorker
 
-    cfg = Config(cfg)
-    cfg.GenerateFeedback.preprocessors = [_locked(GetGrades), RedactHiddenTests, CSSHTMLHeaderPreprocessor]
-    graded = [s for s, r in results.items()
+    source_nb = run.course_root / "solutions" / run.assignment / f"{run.assignment}.ipynb"
+    secrets = secret_lines(nbtools.read(source_nb))
+    graded = [s for s in sorted(results)
               if (run.course_root / "autograded" / s / run.assignment / f"{run.assignment}.ipynb").exists()]
-    for student in graded:
-        coursedir = CourseDirectory(config=cfg)
-        coursedir.assignment_id, coursedir.student_id = run.assignment, student
-        converter = GenerateFeedback(coursedir=coursedir, config=cfg, log=log)
-        converter.force = True
+    config = {"course_root": str(run.course_root), "db_url": run.db_url, "assignment": run.assignment}
+    log_path = next((Path(h.baseFilename) for h in log.handlers if isinstance(h, logging.FileHandler)), None)
+    workers: Queue = Queue()
+    for _ in range(max(1, min(jobs, len(graded)))):
+        workers.put(FeedbackWorker(config, log_path))
+
+    def one(student: str) -> tuple[str, str]:
+        made = run.course_root / "feedback" / student / run.assignment / f"{run.assignment}.html"
+        worker = workers.get()
         try:
-            converter.start()
-        except Exception:
-            log.exception("feedback failed for %s", student)
+            answer = worker.run(student, run.limits.feedback_seconds)
+        except FeedbackTimeout as exc:
+            answer = {"ok": False, "error": str(exc)}
+        finally:
+            workers.put(worker)
+        if not answer.get("ok") or not made.exists():
+            log.error("feedback failed for %s: %s", student, answer.get("error"))
+            return student, not_shown_page(run.assignment, "no feedback",
+                                           "Your feedback could not be generated "
+                                           f"({answer.get('error') or 'no page'}); your grade is not affected.")
+        page = made.read_text(encoding="utf-8", errors="replace")
+        leaked = leaked_lines(page, secrets)
+        if leaked:
+            log.error("feedback of %s withheld: it shows %d hidden-test line(s), e.g. %r", student, len(leaked),
+                      leaked[0][:80])
+            page = not_shown_page(run.assignment, "feedback withheld",
+                                  "Your feedback page would show parts of the hidden tests, so it is withheld; "
+                                  "your grade is not affected. Ask your instructor.")
+            made.write_text(page, encoding="utf-8")
+        return student, page
+
+    pages: dict[str, str] = {}
+    try:
+        with ThreadPoolExecutor(max_workers=workers.qsize(), thread_name_prefix="feedback") as pool:
+            for student, page in pool.map(one, graded):
+                pages[student] = page
+    finally:
+        while not workers.empty():
+            workers.get().close()
     for student, result in results.items():
         dest = out_dir / "feedback" / student / f"{run.assignment}.html"
         dest.parent.mkdir(parents=True, exist_ok=True)
-        made = run.course_root / "feedback" / student / run.assignment / f"{run.assignment}.html"
-        if student in graded and made.exists():
-            shutil.copyfile(made, dest)
-        else:
-            dest.write_text(
-                f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(run.assignment)}"
-                f"</title></head><body><h1>{html.escape(run.assignment)}: not graded</h1>"
-                f"<p>Your submission could not be graded: <b>{html.escape(result.status)}</b>.</p>"
-                f"<p>{html.escape(result.detail)}</p></body></html>\n", encoding="utf-8")
+        page = pages.get(student) or not_shown_page(
+            run.assignment, "not graded", f"Your submission could not be graded: {result.status}. {result.detail}")
+        dest.write_text(page, encoding="utf-8")
 
 
 def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_root: Path = REPO_ROOT,
@@ -615,12 +641,14 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
                             progress(result)
             log.info("peak live kernels: %d (--jobs %d); live at the end: %d", run.peak_kernels, jobs,
                      run.live_kernels)
-    cfg = course_config(course_root, db_url)
-    _feedback(GradingRun(assignment, course_root, db_url, limits), cfg, results, out_dir)
+    # The grades first: nothing in a student's feedback can delay or stop them.
     header, rows = export_rows(assignment, db_url, source_nb, {s: r.status for s, r in results.items()})
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows([header, *rows])
-    (out_dir / "grades.csv").write_text(buf.getvalue())
+    tmp_csv = out_dir / "grades.csv.tmp"
+    tmp_csv.write_text(buf.getvalue())
+    os.replace(tmp_csv, out_dir / "grades.csv")
+    _feedback(GradingRun(assignment, course_root, db_url, limits), results, out_dir, jobs)
     return [results[s] for s in sorted(results)]
 
 

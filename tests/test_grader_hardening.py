@@ -9,6 +9,7 @@ keep full marks. The fast unit tests of each piece are in ``tests/test_grader_un
 from __future__ import annotations
 
 import csv
+import html
 import json
 import os
 import re
@@ -19,7 +20,8 @@ import pytest
 from autograder.grading import Limits, grade
 from autograder.notebook import read
 from autograder.sandbox import Sandbox
-from test_grade import A, FULL, SOLUTION, _cell_scores, _course, _nb, _write
+from autograder.notebook import cells_by_grade_id, hidden_tests
+from test_grade import A, FULL, SOLUTION, SOURCE, _cell_scores, _course, _nb, _write
 
 SECRETS = {"PGPASSWORD": "pg-secret-81b2f0", "AWS_SECRET_ACCESS_KEY": "aws-secret-3c9d5e",
            "GITHUB_TOKEN": "ghp_secret77aa14", "TF_TOKEN_app_terraform_io": "tf-token-secret5b"}
@@ -90,6 +92,10 @@ for _ in range(40):
     channel.send({"state": {"value": "z" * 10**6}})
 """
 CAP = 5 * 2**20  # the default output cap (Limits.output_bytes)
+# 230 kB of unclosed hidden-test markers in an answer cell (the old redaction: about a minute).
+MARKERS = "### BEGIN HIDDEN TESTS\n" * 10_000
+# The hidden tests of the cells run so far are in IPython's input history: print them.
+LEAK = 'print("\\n".join(In))'
 
 EXPECTED = {  # student: (status, per-cell scores)
     "honest": ("ok", FULL),
@@ -98,6 +104,8 @@ EXPECTED = {  # student: (status, per-cell scores)
     "h_squat": ("ok", FULL),
     "h_display": ("output limit", {**FULL, "test_build_mlp": 0}),
     "h_comm": ("output limit", {**FULL, "test_standardize": 0, "test_build_mlp": 0}),
+    "h_markers": ("ok", FULL),
+    "h_leak": ("ok", FULL),
 }
 
 
@@ -124,6 +132,10 @@ def graded(tmp_path_factory):
     _write(_nb(softmax=SQUAT), klass / "h_squat.ipynb")
     _write(_nb(build_mlp=DISPLAY_FLOOD), klass / "h_display.ipynb")
     _write(_nb(standardize=COMM_FLOOD), klass / "h_comm.ipynb")
+    nb = _nb()
+    cells_by_grade_id(nb)["softmax"].source += "\n" + MARKERS
+    _write(nb, klass / "h_markers.ipynb")
+    _write(_nb(k_fold_indices=LEAK), klass / "h_leak.ipynb")
     # What still runs of the orphans when the grader reports a student as done (the class is
     # still being graded then: the kernel server and the sandbox are up).
     alive_after: dict[str, list[int]] = {}
@@ -202,3 +214,30 @@ def test_output_cap_counts_display_updates_and_comms(graded, student):
     assert json.dumps(nb.metadata).count("z" * 1000) == 0  # no widget state kept either
     assert path.stat().st_size < CAP + 200_000
     assert (graded["out"] / "feedback" / student / f"{A}.html").stat().st_size < CAP + 500_000
+
+
+def test_grades_are_written_before_any_feedback(graded):
+    csv_written = (graded["out"] / "grades.csv").stat().st_mtime_ns
+    pages = list((graded["out"] / "feedback").glob(f"*/{A}.html"))
+    assert sorted(p.parent.name for p in pages) == sorted(EXPECTED)
+    assert all(p.stat().st_mtime_ns >= csv_written for p in pages)
+
+
+def test_a_pathological_cell_gets_its_feedback(graded):
+    page = html.unescape((graded["out"] / "feedback" / "h_markers" / f"{A}.html").read_text())
+    assert "test_softmax: passed, 2 of 2 points" in page
+
+
+def test_feedback_that_would_show_hidden_tests_is_withheld(graded):
+    # The attack worked in the kernel: the executed notebook shows the hidden tests...
+    hidden = [ln.strip() for c in SOURCE.cells for ln in hidden_tests(c.source).splitlines()
+              if len(ln.strip()) > 25]
+    assert any(ln in _outputs(graded, "h_leak") for ln in hidden)
+    # ...but its feedback page does not, nor nbgrader's copy that release_feedback would send.
+    for page in (graded["out"] / "feedback" / "h_leak" / f"{A}.html",
+                 graded["root"] / "feedback" / "h_leak" / A / f"{A}.html"):
+        text = html.unescape(page.read_text())
+        assert "feedback withheld" in text
+        assert not [ln for ln in hidden if ln in text]
+    assert "feedback of h_leak withheld" in graded["log"]
+    assert "withheld" not in (graded["out"] / "feedback" / "honest" / f"{A}.html").read_text()

@@ -7,6 +7,7 @@ The integration tests (a hostile class graded in the sandbox) are in
 from __future__ import annotations
 
 import asyncio
+import time
 import json
 import os
 import socket
@@ -278,3 +279,108 @@ def test_a_malformed_widget_message_is_counted_and_ignored():
     opened = _msg("comm_open", {"comm_id": "c", "target_name": "jupyter.widget", "data": {"state": {}}})
     assert client.process_message(opened, client.nb.cells[0], 0) is None
     assert client._output_bytes > 0 and client.nb.cells[0].outputs == []
+
+
+# ---------------------------------------------------------------------------------------------
+# 5. Feedback: linear redaction, a time limit per student, a last check for hidden lines
+
+
+def _pathological_notebook(size: int):
+    """A notebook whose answer cell is ``size`` bytes of unclosed BEGIN HIDDEN TESTS lines,
+    beside a real test cell."""
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    line = "### BEGIN HIDDEN TESTS\n"
+    answer = new_code_cell("def f(x):\n    return x\n" + line * (size // len(line)))
+    test = new_code_cell("assert f(1) == 1\n### BEGIN HIDDEN TESTS\nassert f(2) == 2, 'secret'\n"
+                         "### END HIDDEN TESTS\n",
+                         metadata={"nbgrader": {"grade": True, "grade_id": "test_f", "points": 1,
+                                                "solution": False, "score": 1}})
+    return new_notebook(cells=[answer, test])
+
+
+def _redaction_seconds(size: int) -> float:
+    from autograder.feedback import RedactHiddenTests
+
+    best = float("inf")
+    for _ in range(3):
+        nb = _pathological_notebook(size)
+        start = time.perf_counter()
+        RedactHiddenTests().preprocess(nb, {})
+        best = min(best, time.perf_counter() - start)
+    assert "secret" not in json.dumps(nb)
+    return best
+
+
+def test_redaction_is_linear_in_the_size_of_a_pathological_cell():
+    # Twice the size, about twice the time (quadratic would be four times). The regex this
+    # replaced took 50 s at 200 kB; these are 1 and 2 MB.
+    small, large = _redaction_seconds(2**20), _redaction_seconds(2 * 2**20)
+    assert large / small < 3, (small, large)
+
+
+def test_redaction_keeps_the_visible_part():
+    from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+    from autograder.feedback import RedactHiddenTests
+
+    test = new_code_cell("assert f(1) == 1\n### BEGIN HIDDEN TESTS\nassert f(2) == 2, 'secret'\n"
+                         "### END HIDDEN TESTS\nprint('done')",
+                         metadata={"nbgrader": {"grade": True, "grade_id": "test_f", "points": 2, "score": 0}})
+    test.outputs = [new_output("error", ename="AssertionError", evalue="secret",
+                               traceback=["Cell In[7], line 3", "AssertionError: secret"])]
+    nb, _ = RedactHiddenTests().preprocess(new_notebook(cells=[test]), {})
+    [cell] = nb.cells
+    assert cell.source == "assert f(1) == 1\n# (hidden tests: not shown)\nprint('done')\n"
+    assert cell.outputs[0]["text"] == ("test_f: failed, 0 of 2 points\n"
+                                       "A hidden test failed (or the cell could not run to the end).\n")
+
+
+def test_leak_scan_finds_hidden_lines_in_highlighted_code_and_outputs():
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    from autograder.feedback import leaked_lines, secret_lines
+
+    source = new_notebook(cells=[
+        new_markdown_cell("Write `f`; `assert f(1) == 1` is a visible check."),
+        new_code_cell("def f(x):\n    return x  # solution\n"),
+        new_code_cell("assert f(1) == 1\n### BEGIN HIDDEN TESTS\nassert f(1) == 1\nx = 3\n"
+                      "assert f(-2.5) == -2.5, 'negative input'\n### END HIDDEN TESTS\n")])
+    secrets = secret_lines(source)
+    # Visible elsewhere, or too short to be a secret: not counted.
+    assert secrets == {"assert f(-2.5) == -2.5, 'negative input'"}
+    highlighted = ('<span class="k">assert</span> <span class="n">f</span><span class="p">(</span>'
+                   '<span class="o">-</span><span class="mf">2.5</span><span class="p">)</span> '
+                   '<span class="o">==</span> <span class="o">-</span><span class="mf">2.5</span>'
+                   '<span class="p">,</span> <span class="s1">&#39;negative input&#39;</span>')
+    assert leaked_lines(f"<pre>{highlighted}</pre>", secrets) == sorted(secrets)
+    assert leaked_lines("<pre>assert f(-2.5) ==   -2.5, &#x27;negative input&#x27;</pre>", secrets)
+    assert leaked_lines("<pre>assert f(1) == 1</pre>", secrets) == []
+
+
+def _feedback_target(config, student):
+    """A FeedbackWorker target for the test below (runs in the worker process)."""
+    if student == "slow":
+        time.sleep(600)
+    if student == "boom":
+        raise ValueError("no page")
+    Path(config["out"], student).write_text(str(os.getpid()))
+
+
+def test_a_hanging_feedback_is_stopped_and_the_next_one_still_runs(tmp_path):
+    from autograder.feedback_worker import FeedbackTimeout, FeedbackWorker
+
+    worker = FeedbackWorker({"out": str(tmp_path)}, target="test_grader_units:_feedback_target",
+                            python_path=[str(Path(__file__).parent)])
+    try:
+        assert worker.run("ann", timeout=60) == {"ok": True}
+        first = (tmp_path / "ann").read_text()
+        start = time.monotonic()
+        with pytest.raises(FeedbackTimeout):
+            worker.run("slow", timeout=1)
+        assert time.monotonic() - start < 10
+        assert worker.run("ben", timeout=60) == {"ok": True}
+        assert (tmp_path / "ben").read_text() != first  # a fresh worker
+        assert worker.run("boom", timeout=60) == {"ok": False, "error": "ValueError: no page"}
+    finally:
+        worker.close()
