@@ -22,9 +22,12 @@ tag            what it carries (and how the grader decodes it)
                (each weight an ``ndarray`` value); rebuilt with ``safe_mode=True``
 ``callback``   a Keras callback: its class name and ``get_config()``
 ``rng``        a ``numpy.random.Generator`` as its bit generator's state (plain ints)
-``function``   a function the grader passes as an argument (the ``f`` of
-               ``numerical_gradient(f, x)``): the kernel gets a stand-in whose calls
-               come back to the grader as data, over the kernel's stdin channel
+``function``   a function or object the grader passes as an argument (the ``f`` of
+               ``numerical_gradient(f, x)``, a probe model with a custom layer): the
+               kernel gets a stand-in whose calls, method calls and attribute reads come
+               back to the grader as data, over the kernel's stdin channel
+``arg``        the function returned one of its arguments ("returns the same model"):
+               the grader gets its own object back, updated in place
 ``error``      the student's function raised: exception type name and message
 ``refused``    the result was of a type the channel does not carry
 =============  ===================================================================
@@ -128,12 +131,16 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
     if isinstance(value, np.random.Generator):
         state = value.bit_generator.state
         return {"t": "rng", "state": json.loads(json.dumps(state))}
-    if callbacks is not None and callable(value) and not isinstance(value, type):
-        callbacks.append(value)
-        return {"t": "function", "id": len(callbacks) - 1,
-                "name": str(getattr(value, "__name__", "f"))}
     # A Keras object exists only where Keras was imported: never import it just to look.
     keras = sys.modules.get("keras")
+    if callbacks is not None and not isinstance(value, type) and (
+            callable(value) or hasattr(value, "predict")) and not (
+            keras is not None and isinstance(value, keras.Model) and _builtin_layers_only(value)):
+        # The grader's own function or object (a probe model with a custom layer, a fake
+        # model): it stays in the grader, and the kernel's uses of it come back as data.
+        callbacks.append(value)
+        return {"t": "function", "id": len(callbacks) - 1,
+                "name": str(getattr(value, "__name__", type(value).__name__))}
     if keras is not None and isinstance(value, keras.Model):
         compile_config = value.get_compile_config() if getattr(value, "compiled", False) else None
         return {"t": "keras", "architecture": value.to_json(),
@@ -146,6 +153,17 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
         return {"t": "callback", "class": type(value).__name__,
                 "module": type(value).__module__, "config": json.loads(json.dumps(config, default=str))}
     raise ValueError(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
+
+
+def _builtin_layers_only(model) -> bool:
+    """True when every layer is Keras's own, so the kernel can rebuild the model safely."""
+    layers = [model]
+    stack = list(getattr(model, "layers", []))
+    while stack:
+        layer = stack.pop()
+        layers.append(layer)
+        stack.extend(getattr(layer, "layers", []))
+    return all(type(layer).__module__.startswith("keras.") for layer in layers)
 
 
 def decode(obj: Any, *, _depth: int = 0) -> Any:
@@ -263,19 +281,29 @@ CALLBACK_PROMPT = "\x00dlcourse-callback:"
 
 
 class _GraderFunction:
-    """In the kernel: a function of the grader's. Calling it asks the grader, over stdin."""
+    """In the kernel: a function or object of the grader's. Calling it, or one of its
+    methods, or reading an attribute, asks the grader over stdin; only data comes back."""
 
-    def __init__(self, call_id: str, index: int, name: str):
-        self._call_id, self._index, self.__name__ = call_id, index, name
+    def __init__(self, call_id: str, index: int, name: str, attr: str | None = None):
+        self._call_id, self._index, self.__name__, self._attr = call_id, index, name, attr
 
-    def __call__(self, *args, **kwargs):
-        request = json.dumps({"id": self._call_id, "fn": self._index,
-                              "args": [encode(a) for a in args],
-                              "kwargs": {k: encode(v) for k, v in kwargs.items()}})
+    def _ask(self, **what):
+        request = json.dumps({"id": self._call_id, "fn": self._index, **what})
         import builtins
 
         reply = json.loads(builtins.input(CALLBACK_PROMPT + request))
-        return _kernel_decode(reply)
+        if reply.get("t") == "method":
+            return _GraderFunction(self._call_id, self._index, reply.get("name", ""), reply["name"])
+        return _kernel_decode(reply, self._call_id)
+
+    def __call__(self, *args, **kwargs):
+        return self._ask(attr=self._attr, call=True, args=[encode(a) for a in args],
+                         kwargs={k: encode(v) for k, v in kwargs.items()})
+
+    def __getattr__(self, name: str):
+        if name.startswith("__") or self._attr is not None:
+            raise AttributeError(name)
+        return self._ask(attr=name, call=False)
 
 
 def _kernel_decode(obj, call_id: str = ""):
@@ -315,8 +343,10 @@ def serve(request: str) -> None:
     except BaseException as exc:  # the student's exception, as data
         reply = {"t": "error", "name": name, "ename": type(exc).__name__, "evalue": str(exc)[:2000]}
     else:
+        same = [i for i, a in enumerate(args) if result is a and not isinstance(a, (int, float, str, bool))]
         try:
-            reply = encode(result)
+            # "Returns the same model": the grader gets its own argument back, updated.
+            reply = {"t": "arg", "index": same[0]} if same else encode(result)
         except (ValueError, RecursionError) as exc:
             reply = {"t": "refused", "name": name, "why": str(exc)[:300]}
     # The array arguments as the function left them, so that the grader's tests can still
@@ -324,7 +354,9 @@ def serve(request: str) -> None:
     after = []
     for a in locals().get("args", []):
         try:
-            keep = type(a) is np.ndarray or isinstance(a, np.random.Generator)
+            keras = sys.modules.get("keras")
+            keep = type(a) is np.ndarray or isinstance(a, np.random.Generator) or (
+                keras is not None and isinstance(a, keras.Model))
             after.append(encode(a) if keep else None)
         except ValueError:
             after.append(None)
@@ -381,6 +413,11 @@ class KernelChannel:
         if reply is None:
             raise ChannelError(f"{name}(...) gave no result")
         self._write_back(args, after)
+        if isinstance(reply, dict) and reply.get("t") == "arg":
+            index = reply.get("index")
+            if type(index) is not int or not 0 <= index < len(args):
+                raise ChannelError("malformed reply")
+            return args[index]
         return decode(reply)
 
     def _answer_callbacks(self, callbacks: list, call_id: str) -> None:
@@ -399,10 +436,19 @@ class KernelChannel:
                 req = json.loads(prompt[len(CALLBACK_PROMPT):])
                 if req.get("id") != call_id or not 0 <= int(req.get("fn", -1)) < len(callbacks):
                     raise ChannelError("a callback for another call")
-                fn = callbacks[int(req["fn"])]
+                target = callbacks[int(req["fn"])]
+                attr = req.get("attr")
+                if attr is not None:
+                    if not isinstance(attr, str) or attr.startswith("_"):
+                        raise AttributeError(f"no attribute {attr!r}")
+                    target = getattr(target, attr)
+                    if not req.get("call"):
+                        reply = {"t": "method", "name": attr} if callable(target) else encode(target)
+                        self.kc.input(json.dumps(reply))
+                        continue
                 args = [decode(a) for a in req.get("args", [])]
                 kwargs = {str(k): decode(v) for k, v in req.get("kwargs", {}).items()}
-                reply = encode(fn(*args, **kwargs))
+                reply = encode(target(*args, **kwargs))
             except Exception as exc:  # the grader's function failed on the student's data
                 reply = {"t": "error", "name": "the grader's function",
                          "ename": type(exc).__name__, "evalue": str(exc)[:500]}
@@ -421,6 +467,13 @@ class KernelChannel:
                 except (ChannelError, TypeError, ValueError):
                     pass
                 continue
+            keras = sys.modules.get("keras")
+            if keras is not None and isinstance(arg, keras.Model) and isinstance(enc, dict):
+                try:
+                    _update_model(arg, decode(enc))
+                except ChannelError:
+                    pass
+                continue
             if type(arg) is np.ndarray and enc is not None and arg.flags.writeable:
                 try:
                     new = decode(enc)
@@ -428,6 +481,29 @@ class KernelChannel:
                     continue
                 if type(new) is np.ndarray and new.shape == arg.shape:
                     np.copyto(arg, new, casting="unsafe")
+
+
+def _update_model(target, source) -> None:
+    """Give the grader's model what the student's function did to its copy: trainable flags
+    (the model's own first, then each layer's, since Keras propagates them down), weights
+    and compile settings."""
+    import keras
+
+    if not isinstance(source, keras.Model):
+        return
+
+    def flags(dst, src):
+        dst.trainable = src.trainable
+        for d, s_ in zip(getattr(dst, "layers", []), getattr(src, "layers", [])):
+            if d.name == s_.name:
+                flags(d, s_)
+
+    flags(target, source)
+    new = source.get_weights()
+    if [w.shape for w in new] == [w.shape for w in target.get_weights()]:
+        target.set_weights(new)
+    if getattr(source, "compiled", False):
+        target.compile_from_config(source.get_compile_config())
 
 
 class StudentFunction:

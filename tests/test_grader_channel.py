@@ -236,3 +236,45 @@ def test_in_place_changes_to_array_arguments_come_back(kernel):
     y = np.array([1.0, 2.0])
     kernel.call("softmax", y)
     assert y.tolist() == [1.0, 2.0]
+
+
+def test_a_returned_argument_is_the_graders_own_object_updated_in_place(kernel):
+    import keras
+
+    kernel.kc.execute_interactive(
+        "def freeze(m):\n    for l in m.layers:\n        l.trainable = False\n    return m\n"
+        "def freeze_copy(m):\n    import keras\n    c = keras.models.clone_model(m)\n"
+        "    c.trainable = False\n    return c\n"
+        "def compile_it(m):\n    import keras\n    m.compile(optimizer=keras.optimizers.RMSprop(1e-5), loss='mse')\n",
+        timeout=60)
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="a"),
+                              keras.layers.Dense(1, name="b")])
+    assert kernel.call("freeze", model) is model
+    assert [layer.trainable for layer in model.layers] == [False, False]
+    fresh = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2, name="c")])
+    copy = kernel.call("freeze_copy", fresh)
+    assert copy is not fresh and fresh.layers[0].trainable, "a copy leaves the original alone"
+    assert kernel.call("compile_it", fresh) is None
+    assert isinstance(fresh.optimizer, keras.optimizers.RMSprop), "compile() in place comes back"
+
+
+def test_grader_objects_stay_in_the_grader(kernel):
+    """A probe with methods and attributes: the student's code uses it, the grader sees how."""
+    calls = []
+
+    class Probe:
+        output_shape = (None, 2)
+
+        def predict(self, x, verbose=0):
+            calls.append(len(x))
+            return np.zeros((len(x), 2))
+
+    kernel.kc.execute_interactive(
+        "def batched(m, x, bs):\n    import numpy as np\n"
+        "    return np.concatenate([m.predict(x[i:i + bs]) for i in range(0, len(x), bs)]), m.output_shape\n",
+        timeout=30)
+    out, shape = kernel.call("batched", Probe(), np.ones((10, 3)), 4)
+    assert out.shape == (10, 2) and shape == (None, 2) and calls == [4, 4, 2]
+    with pytest.raises(StudentError, match="AttributeError"):
+        kernel.kc.execute_interactive("def private(m):\n    return m._secret\n", timeout=30)
+        kernel.call("private", Probe())
