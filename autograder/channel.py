@@ -20,7 +20,11 @@ tag            what it carries (and how the grader decodes it)
                dtype (a NumPy scalar travels as a 0-d array with ``"scalar": true``)
 ``keras``      a Keras model: its architecture JSON, compile config and weights
                (each weight an ``ndarray`` value); rebuilt with ``safe_mode=True``
-``callback``   a Keras callback: its class name and ``get_config()``
+``callback``   a Keras callback: its class name and plain settings; a built-in one comes
+               back as an instance of Keras's class holding them
+``keras_input``  a Keras ``Input`` the grader passes; the kernel makes its own
+``keras_tensor`` a tensor the student built on those inputs, as the model between them;
+               the grader applies that model to its own inputs
 ``rng``        a ``numpy.random.Generator`` as its bit generator's state (plain ints)
 ``function``   a function or object the grader passes as an argument (the ``f`` of
                ``numerical_gradient(f, x)``, a probe model with a custom layer): the
@@ -48,6 +52,7 @@ import base64
 import io
 import json
 import math
+import os
 import queue
 import secrets
 import sys
@@ -141,6 +146,16 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
         callbacks.append(value)
         return {"t": "function", "id": len(callbacks) - 1,
                 "name": str(getattr(value, "__name__", type(value).__name__))}
+    if keras is not None and isinstance(value, keras.KerasTensor):
+        if callbacks is not None:  # the grader passes an Input: the kernel makes its own
+            return {"t": "keras_input", "shape": list(value.shape[1:]), "dtype": str(value.dtype)}
+        # The kernel returns a tensor built on the inputs it was given: send the layers
+        # between them as a model, which the grader applies to its own inputs.
+        inputs = [t for t in _CALL_INPUTS]
+        if not inputs:
+            raise ValueError("a Keras tensor that is not built on the inputs it was given")
+        model = keras.Model(inputs if len(inputs) > 1 else inputs[0], value)
+        return {"t": "keras_tensor", "model": encode(model, **kids)}
     if keras is not None and isinstance(value, keras.Model):
         compile_config = value.get_compile_config() if getattr(value, "compiled", False) else None
         return {"t": "keras", "architecture": value.to_json(),
@@ -150,8 +165,10 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
         config = value.get_config() if hasattr(value, "get_config") else {
             k: v for k, v in vars(value).items()
             if not k.startswith("_") and type(v) in (bool, int, float, str, type(None))}
+        config = {k: (str(v) if isinstance(v, os.PathLike) else v) for k, v in config.items()
+                  if type(v) in (bool, int, float, str, type(None)) or isinstance(v, os.PathLike)}
         return {"t": "callback", "class": type(value).__name__,
-                "module": type(value).__module__, "config": json.loads(json.dumps(config, default=str))}
+                "module": type(value).__module__, "config": config}
     raise ValueError(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
@@ -206,8 +223,9 @@ def decode(obj: Any, *, _depth: int = 0) -> Any:
     if tag == "rng":
         return _rebuild_rng(obj.get("state"))
     if tag == "callback":
-        return CallbackDescription(str(obj.get("class")), str(obj.get("module")),
-                                   obj.get("config") if isinstance(obj.get("config"), dict) else {})
+        return _rebuild_callback(obj)
+    if tag == "keras_tensor":
+        return _KerasTensorReply(decode(obj.get("model"), _depth=_depth + 1))
     if tag == "error":
         raise StudentError(str(obj.get("name", "the function")), str(obj.get("ename", "Exception"))[:200],
                            str(obj.get("evalue", ""))[:2000])
@@ -226,6 +244,30 @@ class CallbackDescription:
 
     def __repr__(self) -> str:
         return f"CallbackDescription({self.class_name!r}, {self.config!r})"
+
+
+class _KerasTensorReply:
+    """A student's Keras tensor, as the model between the call's inputs and it; the
+    grader's end applies it to the grader's own inputs."""
+
+    def __init__(self, model):
+        self.model = model
+
+
+def _rebuild_callback(obj: dict):
+    """A built-in Keras callback comes back as an instance of Keras's own class holding the
+    student's settings (plain values only, set without running the class's code); any
+    other callback as a :class:`CallbackDescription`."""
+    config = obj.get("config") if isinstance(obj.get("config"), dict) else {}
+    config = {str(k): v for k, v in config.items() if type(v) in (bool, int, float, str, type(None))}
+    name, module = str(obj.get("class")), str(obj.get("module"))
+    keras = sys.modules.get("keras")
+    cls = getattr(getattr(keras, "callbacks", None), name, None) if keras else None
+    if isinstance(cls, type) and module.startswith("keras.") and cls.__module__ == module:
+        cb = cls.__new__(cls)
+        cb.__dict__.update(config)
+        return cb
+    return CallbackDescription(name, module, config)
 
 
 def _rebuild_keras_model(obj: dict):
@@ -306,8 +348,17 @@ class _GraderFunction:
         return self._ask(attr=name, call=False)
 
 
+_CALL_INPUTS: list = []  # in the kernel: the Keras inputs made for the current call
+
+
 def _kernel_decode(obj, call_id: str = ""):
     """The kernel's decoder for the grader's arguments (trusted data)."""
+    if obj.get("t") == "keras_input":
+        import keras
+
+        tensor = keras.Input(shape=tuple(obj["shape"]), dtype=obj.get("dtype"))
+        _CALL_INPUTS.append(tensor)
+        return tensor
     if obj.get("t") == "function":
         return _GraderFunction(call_id, int(obj["id"]), str(obj.get("name", "f")))
     if obj.get("t") in ("list", "tuple"):
@@ -332,6 +383,7 @@ def serve(request: str) -> None:
 
     req = json.loads(request)
     name = req["name"]
+    _CALL_INPUTS.clear()
     try:
         fn = get_ipython().user_ns[name]
         args = [_kernel_decode(a, req["id"]) for a in req.get("args", [])]
@@ -418,7 +470,12 @@ class KernelChannel:
             if type(index) is not int or not 0 <= index < len(args):
                 raise ChannelError("malformed reply")
             return args[index]
-        return decode(reply)
+        value = decode(reply)
+        if isinstance(value, _KerasTensorReply):
+            keras = sys.modules["keras"]
+            inputs = [a for a in list(args) + list(kwargs.values()) if isinstance(a, keras.KerasTensor)]
+            return value.model(inputs if len(inputs) > 1 else inputs[0])
+        return value
 
     def _answer_callbacks(self, callbacks: list, call_id: str) -> None:
         """Answer the kernel's calls of the grader's functions (see :class:`_GraderFunction`).

@@ -278,3 +278,23 @@ def test_grader_objects_stay_in_the_grader(kernel):
     with pytest.raises(StudentError, match="AttributeError"):
         kernel.kc.execute_interactive("def private(m):\n    return m._secret\n", timeout=30)
         kernel.call("private", Probe())
+
+
+def test_keras_tensors_built_on_the_graders_input_and_builtin_callbacks(kernel):
+    import keras
+
+    kernel.kc.execute_interactive(
+        "import keras\n"
+        "def block(x, filters):\n    y = keras.layers.Conv2D(filters, 3, padding='same')(x)\n"
+        "    return keras.layers.ReLU()(keras.layers.Add()([y, x]))\n"
+        "def cbs(path):\n    return [keras.callbacks.EarlyStopping(monitor='val_loss', patience=4),\n"
+        "            keras.callbacks.ModelCheckpoint(path, save_best_only=True)]\n", timeout=60)
+    inp = keras.Input((5, 5, 2))
+    out = kernel.call("block", inp, 2)
+    assert tuple(out.shape) == (None, 5, 5, 2)
+    model = keras.Model(inp, out)
+    assert np.all(np.asarray(model(np.ones((1, 5, 5, 2), "float32"))) >= 0)
+    es, mc = kernel.call("cbs", "/tmp/best.keras")
+    assert isinstance(es, keras.callbacks.EarlyStopping) and es.patience == 4 and es.monitor == "val_loss"
+    assert isinstance(mc, keras.callbacks.ModelCheckpoint) and mc.save_best_only is True
+    assert str(mc.filepath) == "/tmp/best.keras"
