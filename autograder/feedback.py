@@ -84,6 +84,114 @@ class RedactHiddenTests(NbGraderPreprocessor):
 
 
 # ---------------------------------------------------------------------------------------------
+# Student HTML and markdown: an allowlist, so that nothing runs in a reader's browser
+
+SAFE_TAGS = {"a", "abbr", "b", "blockquote", "br", "caption", "code", "col", "colgroup", "dd", "del",
+             "details", "div", "dl", "dt", "em", "figcaption", "figure", "h1", "h2", "h3", "h4", "h5",
+             "h6", "hr", "i", "img", "ins", "kbd", "li", "mark", "ol", "p", "pre", "q", "s", "samp",
+             "small", "span", "strong", "sub", "summary", "sup", "table", "tbody", "td", "tfoot", "th",
+             "thead", "tr", "tt", "u", "ul", "var"}
+SAFE_PROTOCOLS = {"http", "https", "mailto"}
+DATA_IMAGE_RE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*\Z")
+BASE64_RE = re.compile(r"[A-Za-z0-9+/=\s]*\Z")
+SAFE_OUTPUT_TYPES = {"text/plain", "image/png", "image/jpeg"}  # the templates escape these
+SAFE_ID_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+
+
+def _allowed_attribute(tag: str, name: str, value: str) -> bool:
+    if name in ("class", "title", "align", "style"):
+        return True
+    if tag == "a":  # bleach then checks the protocol: http(s), mailto, or a relative link
+        return name == "href" and not value.strip().lower().startswith("data:")
+    if tag == "img":
+        if name == "src":  # bleach checks http(s); an inline image is fine (scripts never run in <img>)
+            return bool(DATA_IMAGE_RE.match(value)) or value.split(":", 1)[0].lower() in ("http", "https")
+        return name in ("alt", "width", "height")
+    if tag in ("h1", "h2", "h3", "h4", "h5", "h6"):
+        return name == "id"  # the headings' anchors
+    if tag in ("td", "th"):
+        return name in ("colspan", "rowspan")
+    return False
+
+
+def _cleaner():
+    import bleach
+    from bleach.css_sanitizer import CSSSanitizer
+
+    return bleach.Cleaner(tags=SAFE_TAGS, attributes=_allowed_attribute, protocols=SAFE_PROTOCOLS | {"data"},
+                          strip=False, strip_comments=True, css_sanitizer=CSSSanitizer())
+
+
+def clean_html(fragment) -> str:
+    """A student's HTML with only :data:`SAFE_TAGS` and safe attributes left: no ``<script>``,
+    ``<style>``, ``<iframe>``, ``<svg>``, ``<form>`` (escaped, so shown as text), no ``on*=``
+    handler, no ``javascript:`` or ``data:`` URL but inline images, CSS properties from
+    bleach's allowlist. Also a Jinja filter (``clean_student_html``) of the feedback template,
+    applied to rendered markdown."""
+    fragment = fragment.decode() if isinstance(fragment, bytes) else str(fragment)
+    return _cleaner().clean(fragment)
+
+
+class SanitizeStudentContent(NbGraderPreprocessor):
+    """Make what a student wrote or printed safe to render (after ``RedactHiddenTests``):
+
+    - outputs: ``text/html`` cleaned (:func:`clean_html`); ``text/markdown`` rendered, then
+      cleaned, as ``text/html``; ``image/svg+xml`` shown as an ``<img>`` (where SVG scripts
+      never run); ``text/plain`` and base64 PNG/JPEG kept; every other type dropped
+      (``application/javascript``, widget views, ``text/latex``...); output metadata dropped
+      (``isolated`` iframes, image sizes);
+    - raw cells: cleaned; markdown cells: cleaned after rendering, by the feedback template;
+    - nbgrader metadata: a cell whose ``grade_id`` is not plain ``[A-Za-z0-9_-]`` loses it
+      (the template puts it in attributes unescaped), comments are escaped;
+    - notebook metadata: widget state dropped (the template would put it in a ``<script>``).
+
+    (Execution counts and cell types, which the template also writes unescaped, are checked
+    by nbformat's schema validation: nbconvert refuses such a notebook.)
+    """
+
+    def preprocess(self, nb, resources):
+        nb.metadata.pop("widgets", None)
+        return super().preprocess(nb, resources)
+
+    def preprocess_cell(self, cell, resources, index):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict):
+            if "grade_id" in meta and not SAFE_ID_RE.match(str(meta["grade_id"])):
+                del cell.metadata["nbgrader"]
+            elif isinstance(meta.get("comment"), str):
+                meta["comment"] = html.escape(meta["comment"], quote=False)
+        if cell.cell_type == "raw":
+            cell.source = clean_html(cell.source)
+        elif cell.cell_type == "code":
+            cell.outputs = [self._output(o) for o in cell.get("outputs", [])]
+        return cell, resources
+
+    @staticmethod
+    def _output(output):
+        if output.get("output_type") not in ("display_data", "execute_result"):
+            return output  # stream and error: plain text, escaped by the template
+        from nbconvert.filters.markdown import markdown2html
+
+        data = output.get("data", {})
+        safe = {k: v for k, v in data.items() if k in SAFE_OUTPUT_TYPES and isinstance(v, str)}
+        for key in ("image/png", "image/jpeg"):
+            if key in safe and not BASE64_RE.match(safe[key]):
+                del safe[key]
+        if isinstance(data.get("text/html"), str):
+            safe["text/html"] = clean_html(data["text/html"])
+        elif isinstance(data.get("text/markdown"), str):
+            safe["text/html"] = clean_html(markdown2html(data["text/markdown"]))
+        elif isinstance(data.get("image/svg+xml"), str):
+            import base64
+
+            svg = base64.b64encode(data["image/svg+xml"].encode()).decode()
+            safe["text/html"] = f'<img src="data:image/svg+xml;base64,{svg}" alt="figure">'
+        output["data"] = safe
+        output["metadata"] = {}
+        return output
+
+
+# ---------------------------------------------------------------------------------------------
 # The last check: no hidden-test line in a page
 
 
@@ -121,6 +229,24 @@ def not_shown_page(assignment: str, title: str, reason: str) -> str:
 # One student's feedback, in a worker process with a time limit
 
 
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+
+def feedback_config():
+    """HTMLExporter settings of the feedback pages: nbgrader's feedback template, with rendered
+    markdown cleaned (``templates/dlc_feedback``)."""
+    import nbgrader
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.HTMLExporter.template_name = "dlc_feedback"
+    cfg.HTMLExporter.template_file = "dlc_feedback.html.j2"
+    cfg.HTMLExporter.extra_template_basedirs = [
+        str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"), str(TEMPLATES)]
+    cfg.HTMLExporter.filters = {"clean_student_html": "autograder.feedback.clean_html"}
+    return cfg
+
+
 def generate_one(config: dict, student: str) -> None:
     """nbgrader generate_feedback for one student (in the worker process): the course's
     config, hidden tests redacted."""
@@ -132,7 +258,9 @@ def generate_one(config: dict, student: str) -> None:
     from autograder.grading import course_config
 
     cfg = course_config(Path(config["course_root"]), config["db_url"])
-    cfg.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, CSSHTMLHeaderPreprocessor]
+    cfg.merge(feedback_config())
+    cfg.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, SanitizeStudentContent,
+                                          CSSHTMLHeaderPreprocessor]
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id, coursedir.student_id = config["assignment"], student
     converter = GenerateFeedback(coursedir=coursedir, config=cfg, log=logging.getLogger("autograder.grade"))

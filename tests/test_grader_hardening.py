@@ -21,7 +21,8 @@ from autograder.grading import Limits, grade
 from autograder.notebook import read
 from autograder.sandbox import Sandbox
 from autograder.notebook import cells_by_grade_id, hidden_tests
-from test_grade import A, FULL, SOLUTION, SOURCE, _cell_scores, _course, _nb, _write
+from test_grade import A, FULL, SOLUTION, SOURCE, WRITTEN, _cell_scores, _course, _nb, _write
+from test_grader_units import _active_content
 
 SECRETS = {"PGPASSWORD": "pg-secret-81b2f0", "AWS_SECRET_ACCESS_KEY": "aws-secret-3c9d5e",
            "GITHUB_TOKEN": "ghp_secret77aa14", "TF_TOKEN_app_terraform_io": "tf-token-secret5b"}
@@ -97,6 +98,16 @@ MARKERS = "### BEGIN HIDDEN TESTS\n" * 10_000
 # The hidden tests of the cells run so far are in IPython's input history: print them.
 LEAK = 'print("\\n".join(In))'
 
+# Script in the feedback: through outputs (HTML, JavaScript, SVG) and a written answer.
+XSS_OUTPUTS = """\
+from IPython.display import HTML, SVG, Javascript, Markdown, display
+display(HTML("<script>alert('XSS-H1')</script><b onclick=\\"alert('XSS-H2')\\">b</b>"))
+display(Javascript("alert('XSS-H3')"))
+display(SVG("<svg xmlns='http://www.w3.org/2000/svg' onload=\\"alert('XSS-H4')\\"><circle r='3'/></svg>"))
+display(Markdown("[x](javascript:alert('XSS-H5'))"))
+"""
+XSS_MARKDOWN = "<img src=x onerror=\"alert('XSS-H6')\"> [y](javascript:alert('XSS-H7')) <script>alert('XSS-H8')</script>"
+
 EXPECTED = {  # student: (status, per-cell scores)
     "honest": ("ok", FULL),
     "h_env": ("ok", FULL),
@@ -106,6 +117,7 @@ EXPECTED = {  # student: (status, per-cell scores)
     "h_comm": ("output limit", {**FULL, "test_standardize": 0, "test_build_mlp": 0}),
     "h_markers": ("ok", FULL),
     "h_leak": ("ok", FULL),
+    "h_xss": ("ok", FULL),
 }
 
 
@@ -136,6 +148,7 @@ def graded(tmp_path_factory):
     cells_by_grade_id(nb)["softmax"].source += "\n" + MARKERS
     _write(nb, klass / "h_markers.ipynb")
     _write(_nb(k_fold_indices=LEAK), klass / "h_leak.ipynb")
+    _write(_nb(adam=XSS_OUTPUTS, **{f"{WRITTEN[0]}__replace": XSS_MARKDOWN}), klass / "h_xss.ipynb")
     # What still runs of the orphans when the grader reports a student as done (the class is
     # still being graded then: the kernel server and the sandbox are up).
     alive_after: dict[str, list[int]] = {}
@@ -241,3 +254,18 @@ def test_feedback_that_would_show_hidden_tests_is_withheld(graded):
         assert not [ln for ln in hidden if ln in text]
     assert "feedback of h_leak withheld" in graded["log"]
     assert "withheld" not in (graded["out"] / "feedback" / "honest" / f"{A}.html").read_text()
+
+
+def test_feedback_runs_no_student_script(graded):
+    def page(student):
+        return (graded["out"] / "feedback" / student / f"{A}.html").read_text()
+
+    # The attack reached the executed notebook...
+    outputs = _outputs(graded, "h_xss")
+    assert "XSS-H1" in outputs and "XSS-H3" in outputs and "XSS-H4" in outputs
+    # ...but the feedback page has no more active content than an honest student's (the
+    # template's own scripts), and shows the written answer's markup as text.
+    active = _active_content(page("h_xss"))
+    assert active == _active_content(page("honest")), active
+    assert not [a for a in active if "XSS" in a]
+    assert "alert('XSS-H8')" in html.unescape(page("h_xss"))

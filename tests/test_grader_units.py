@@ -10,6 +10,7 @@ import asyncio
 import time
 import json
 import os
+import re
 import socket
 import subprocess
 from pathlib import Path
@@ -384,3 +385,147 @@ def test_a_hanging_feedback_is_stopped_and_the_next_one_still_runs(tmp_path):
         assert worker.run("boom", timeout=60) == {"ok": False, "error": "ValueError: no page"}
     finally:
         worker.close()
+
+
+# ---------------------------------------------------------------------------------------------
+# 6. Student HTML and markdown in feedback
+
+
+def _xss_notebook():
+    """Every way a student's notebook can carry script into the feedback page (XSS-n marks
+    each), beside ordinary rich content that must survive."""
+    import base64
+
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output, new_raw_cell
+
+    svg = ("<svg xmlns='http://www.w3.org/2000/svg' onload=\"alert('XSS-13')\"><script>alert('XSS-13b')"
+           "</script><circle r='5'/></svg>")
+    markdown = [
+        "<script>alert('XSS-1')</script>",
+        "<img src=x onerror=\"alert('XSS-2')\">",
+        "[click](javascript:alert('XSS-3'))",
+        "<a href=\" JaVaScRiPt:alert('XSS-4')\">x</a>",
+        "<svg onload=\"alert('XSS-5')\"></svg>",
+        "<iframe src=\"javascript:alert('XSS-6')\"></iframe>",
+        "![i](javascript:alert('XSS-7'))",
+        "<div style=\"background:url(javascript:alert('XSS-8'))\">styled</div>",
+        "<a href=\"data:text/html;base64,PHNjcmlwdD5hbGVydCgnWFNTLTknKTwvc2NyaXB0Pg==\">XSS-9</a>",
+        "<form action=\"javascript:alert('XSS-10')\"><button formaction=\"javascript:alert('XSS-10b')\">go</button></form>",
+        "<details open ontoggle=\"alert('XSS-22')\">d</details><object data=\"javascript:alert('XSS-23')\"></object>",
+        "<meta http-equiv=\"refresh\" content=\"0;url=javascript:alert('XSS-24')\"><base href=\"javascript:alert('XSS-25')//\">",
+    ]
+    cells = [new_markdown_cell(m) for m in markdown]
+    cells.append(new_markdown_cell("## My answer\n\n**bold**, a [link](https://keras.io), `a < b`, $x<y$\n\n"
+                                   "| a | b |\n|---|---|\n| 1 | 2 |\n\n> a quote"))
+    code = new_code_cell("x = 1", outputs=[
+        new_output("display_data", data={"text/html": "<script>alert('XSS-12')</script>"
+                                                      "<b onmouseover=\"alert('XSS-12b')\">hi</b>",
+                                         "text/plain": "hi"}),
+        new_output("display_data", data={"image/svg+xml": svg}),
+        new_output("display_data", data={"application/javascript": "alert('XSS-14')", "text/plain": "js"}),
+        new_output("display_data", data={"text/markdown": "[x](javascript:alert('XSS-15'))<script>alert('XSS-15b')</script>"}),
+        new_output("display_data", data={"text/html": "<script>alert('XSS-16')</script>"},
+                   metadata={"text/html": {"isolated": True}}),
+        new_output("display_data", data={"image/png": "\"><script>alert('XSS-17')</script>"}),
+        new_output("display_data", data={"text/latex": "</div><script>alert('XSS-21')</script>"}),
+        new_output("display_data", data={"application/vnd.jupyter.widget-view+json": {"model_id": "XSS-26"}}),
+        new_output("execute_result", execution_count=1, data={
+            "text/html": "<pre><span style=\"font-weight: bold\">Model: \"sequential\"</span></pre>",
+            "text/plain": "Model"}),
+        new_output("display_data", data={"image/png": base64.b64encode(b"\x89PNG fake").decode()},
+                   metadata={"image/png": {"width": "1 onload=alert('XSS-27')"}}),
+        new_output("stream", name="stdout", text="<script>alert('XSS-28')</script>"),
+    ])
+    cells.append(code)
+    cells.append(new_raw_cell("<script>alert('XSS-18')</script>", metadata={"raw_mimetype": "text/html"}))
+    cells.append(new_markdown_cell("forged", metadata={"nbgrader": {
+        "grade": True, "solution": True, "points": 1, "score": 0, "grade_id": "x\"><script>alert('XSS-19')</script>",
+        "comment": "<img src=x onerror=\"alert('XSS-29')\">"}}))
+    # Last: an unclosed <style> would swallow the rest of the page.
+    cells.append(new_markdown_cell("<math><mtext><table><mglyph><style><img src=x onerror=\"alert('XSS-11')\">"))
+    nb = new_notebook(cells=cells)
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {
+        "state": {}, "x": "</script><script>alert('XSS-20')</script>"}}
+    return nb
+
+
+def _feedback_html(nb, sanitize: bool = True) -> str:
+    import nbgrader
+    from nbconvert import HTMLExporter
+    from traitlets.config import Config
+
+    from autograder.feedback import RedactHiddenTests, SanitizeStudentContent, feedback_config
+
+    cfg = feedback_config() if sanitize else Config()
+    if not sanitize:  # what nbgrader's generate_feedback does
+        cfg.HTMLExporter.template_name = "feedback"
+        cfg.HTMLExporter.extra_template_basedirs = [
+            str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates")]
+    cfg.HTMLExporter.extra_template_paths = [str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
+                                                 / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
+    exporter = HTMLExporter(config=cfg)
+    exporter.register_preprocessor(RedactHiddenTests, enabled=True)
+    if sanitize:
+        exporter.register_preprocessor(SanitizeStudentContent, enabled=True)
+    body, _ = exporter.from_notebook_node(nb, resources={"nbgrader": {
+        "notebook": "ps", "score": 1, "max_score": 2, "late_penalty": 0}})
+    return body
+
+
+def _active_content(page: str) -> list[str]:
+    """Everything in a page that can run script: script elements, on* handlers, javascript:/
+    vbscript:/data: URLs in URL attributes, frames, objects, forms, meta refresh and base."""
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        in_script = False
+
+        def handle_starttag(self, tag, attrs):
+            if tag == "script":
+                self.in_script = True
+                found.append(f"<script {sorted(attrs)}>")
+            if tag in ("iframe", "object", "embed", "form", "base", "frame", "applet") or \
+                    (tag == "meta" and any(k == "http-equiv" for k, _ in attrs)):
+                found.append(f"<{tag} {attrs}>")
+            for name, value in attrs:
+                v = "".join(ch for ch in (value or "") if ch > " ").lower()
+                if name.startswith("on"):
+                    found.append(f"{tag} {name}={value}")
+                elif name in ("href", "src", "action", "formaction", "xlink:href", "data", "background",
+                              "poster", "srcdoc", "content") and \
+                        (v.startswith(("javascript:", "vbscript:", "data:text")) or "url=javascript" in v):
+                    found.append(f"{tag} {name}={value}")
+
+        def handle_endtag(self, tag):
+            if tag == "script":
+                self.in_script = False
+
+        def handle_data(self, data):
+            if self.in_script and data.strip():
+                found.append(f"script: {data.strip()[:200]}")
+
+    Parser().feed(page)
+    return found
+
+
+def test_feedback_html_runs_no_student_script():
+    page = _feedback_html(_xss_notebook())
+    benign = _feedback_html(__import__("nbformat").v4.new_notebook())
+    active = _active_content(page)
+    assert active == _active_content(benign), [a for a in active if a not in _active_content(benign)]
+    assert not [a for a in active if "XSS" in a]
+    # Ordinary rich content survives.
+    for kept in ("<h2", "<strong>bold</strong>", 'href="https://keras.io"', "<table", "<blockquote>",
+                 'style="font-weight: bold;"', "data:image/svg+xml;base64,", "data:image/png;base64,"):
+        assert kept in page, kept
+    # Escaped attacks are shown as text, not dropped silently.
+    assert "&lt;script&gt;alert('XSS-1')&lt;/script&gt;" in page
+
+
+def test_without_the_sanitizer_student_script_reaches_the_feedback():
+    """The attacks are real: nbgrader's own feedback template and preprocessors let them all in."""
+    active = " ".join(_active_content(_feedback_html(_xss_notebook(), sanitize=False)))
+    for n in (1, 2, 3, 4, 5, 6, 7, 10, 12, 14, 15, 19, 22, 23, 24, 25, 27, 29):
+        assert re.search(rf"XSS-{n}(?!\d)", active), n
