@@ -160,7 +160,8 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
         compile_config = value.get_compile_config() if getattr(value, "compiled", False) else None
         return {"t": "keras", "architecture": value.to_json(),
                 "compile": json.loads(json.dumps(compile_config, default=str)),
-                "weights": [encode(np.asarray(w), **kids) for w in value.get_weights()]}
+                "weights": [encode(np.asarray(w), **kids) for w in value.get_weights()],
+                "trainable": _trainable_tree(value)}
     if keras is not None and isinstance(value, keras.callbacks.Callback):
         config = value.get_config() if hasattr(value, "get_config") else {
             k: v for k, v in vars(value).items()
@@ -246,6 +247,25 @@ class CallbackDescription:
         return f"CallbackDescription({self.class_name!r}, {self.config!r})"
 
 
+def _trainable_tree(layer) -> list:
+    """[trainable, [children...]]: every flag, input layers included, which the
+    architecture JSON does not always carry."""
+    return [bool(layer.trainable), [_trainable_tree(c) for c in getattr(layer, "layers", [])]]
+
+
+def _apply_trainable_tree(layer, tree) -> None:
+    # The layer's own flag first: Keras propagates it to the sublayers, which then get
+    # their own flags.
+    if not (isinstance(tree, list) and len(tree) == 2 and type(tree[0]) is bool
+            and isinstance(tree[1], list)):
+        raise ChannelError("malformed trainable flags")
+    layer.trainable = tree[0]
+    children = getattr(layer, "layers", [])
+    if len(children) == len(tree[1]):
+        for child, sub in zip(children, tree[1]):
+            _apply_trainable_tree(child, sub)
+
+
 class _KerasTensorReply:
     """A student's Keras tensor, as the model between the call's inputs and it; the
     grader's end applies it to the grader's own inputs."""
@@ -295,6 +315,8 @@ def _rebuild_keras_model(obj: dict):
             model.compile_from_config(obj["compile"])
         except Exception as exc:
             raise ChannelError(f"the model's compile settings cannot be rebuilt ({exc})") from None
+    if obj.get("trainable") is not None:
+        _apply_trainable_tree(model, obj["trainable"])
     return model
 
 
@@ -399,6 +421,11 @@ def serve(request: str) -> None:
         try:
             # "Returns the same model": the grader gets its own argument back, updated.
             reply = {"t": "arg", "index": same[0]} if same else encode(result)
+            if reply.get("t") == "keras":
+                # Argument models used as layers of the returned model ("use the base itself,
+                # shared weights"): the grader puts its own objects in their place.
+                reply["shared"] = [[i, j] for i, layer in enumerate(result.layers)
+                                   for j, a in enumerate(args) if layer is a]
         except (ValueError, RecursionError) as exc:
             reply = {"t": "refused", "name": name, "why": str(exc)[:300]}
     # The array arguments as the function left them, so that the grader's tests can still
@@ -471,11 +498,44 @@ class KernelChannel:
                 raise ChannelError("malformed reply")
             return args[index]
         value = decode(reply)
+        if isinstance(reply, dict) and reply.get("t") == "keras" and reply.get("shared"):
+            value = self._share_layers(value, reply["shared"], args)
         if isinstance(value, _KerasTensorReply):
             keras = sys.modules["keras"]
             inputs = [a for a in list(args) + list(kwargs.values()) if isinstance(a, keras.KerasTensor)]
             return value.model(inputs if len(inputs) > 1 else inputs[0])
         return value
+
+    @staticmethod
+    def _share_layers(model, shared, args):
+        """Rebuild ``model`` with the grader's own argument objects in place of the layers
+        the student's model shared with its arguments, keeping every other layer's weights."""
+        import keras
+
+        swap = {}
+        for pair in shared:
+            if not (isinstance(pair, list) and len(pair) == 2 and all(type(v) is int for v in pair)):
+                raise ChannelError("malformed shared layers")
+            i, j = pair
+            if 0 <= i < len(model.layers) and 0 <= j < len(args) and isinstance(args[j], keras.layers.Layer):
+                swap[model.layers[i].name] = args[j]
+        if not swap:
+            return model
+        tree = _trainable_tree(model)
+
+        def clone(layer):
+            if layer.name in swap:
+                return swap[layer.name]
+            return layer.__class__.from_config(layer.get_config())
+
+        new = keras.models.clone_model(model, clone_function=clone)
+        for old_layer, new_layer in zip(model.layers, new.layers):
+            if new_layer is not swap.get(old_layer.name) and old_layer.weights:
+                new_layer.set_weights(old_layer.get_weights())
+        # The shared objects keep their own flags (written back from the arguments).
+        tree[1] = [_trainable_tree(nl) if nl in swap.values() else t for nl, t in zip(new.layers, tree[1])]
+        _apply_trainable_tree(new, tree)
+        return new
 
     def _answer_callbacks(self, callbacks: list, call_id: str) -> None:
         """Answer the kernel's calls of the grader's functions (see :class:`_GraderFunction`).
@@ -505,7 +565,7 @@ class KernelChannel:
                         continue
                 args = [decode(a) for a in req.get("args", [])]
                 kwargs = {str(k): decode(v) for k, v in req.get("kwargs", {}).items()}
-                reply = encode(target(*args, **kwargs))
+                reply = encode(_to_numpy(target(*args, **kwargs)))
             except Exception as exc:  # the grader's function failed on the student's data
                 reply = {"t": "error", "name": "the grader's function",
                          "ename": type(exc).__name__, "evalue": str(exc)[:500]}
@@ -540,6 +600,16 @@ class KernelChannel:
                     np.copyto(arg, new, casting="unsafe")
 
 
+def _to_numpy(value):
+    """The grader's own results for the kernel: tensors as NumPy arrays."""
+    if type(value) in (list, tuple):
+        return type(value)(_to_numpy(v) for v in value)
+    keras = sys.modules.get("keras")
+    if keras is not None and not isinstance(value, np.ndarray) and keras.ops.is_tensor(value):
+        return np.asarray(keras.ops.convert_to_numpy(value))
+    return value
+
+
 def _update_model(target, source) -> None:
     """Give the grader's model what the student's function did to its copy: trainable flags
     (the model's own first, then each layer's, since Keras propagates them down), weights
@@ -549,13 +619,7 @@ def _update_model(target, source) -> None:
     if not isinstance(source, keras.Model):
         return
 
-    def flags(dst, src):
-        dst.trainable = src.trainable
-        for d, s_ in zip(getattr(dst, "layers", []), getattr(src, "layers", [])):
-            if d.name == s_.name:
-                flags(d, s_)
-
-    flags(target, source)
+    _apply_trainable_tree(target, _trainable_tree(source))
     new = source.get_weights()
     if [w.shape for w in new] == [w.shape for w in target.get_weights()]:
         target.set_weights(new)

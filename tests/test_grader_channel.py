@@ -171,7 +171,8 @@ def slow(z):
 def kernel():
     km, kc = start_new_kernel(kernel_name="python3")
     kc.execute_interactive(STUDENT, timeout=60)
-    yield channel.KernelChannel(kc, timeout=20)
+    kc.execute_interactive("import keras", timeout=120)  # as in a grading kernel: preloaded
+    yield channel.KernelChannel(kc, timeout=60)
     kc.stop_channels()
     km.shutdown_kernel(now=True)
 
@@ -298,3 +299,17 @@ def test_keras_tensors_built_on_the_graders_input_and_builtin_callbacks(kernel):
     assert isinstance(es, keras.callbacks.EarlyStopping) and es.patience == 4 and es.monitor == "val_loss"
     assert isinstance(mc, keras.callbacks.ModelCheckpoint) and mc.save_best_only is True
     assert str(mc.filepath) == "/tmp/best.keras"
+
+
+def test_a_returned_model_that_uses_an_argument_shares_the_graders_object(kernel):
+    import keras
+
+    kernel.kc.execute_interactive(
+        "def on_top(base):\n    base.trainable = False\n    inp = keras.Input(base.input_shape[1:])\n"
+        "    return keras.Model(inp, keras.layers.Dense(2)(base(inp)))\n", timeout=60)
+    base = keras.Sequential([keras.Input((3,)), keras.layers.Dense(4, name="b1")])
+    model = kernel.call("on_top", base)
+    assert any(layer is base for layer in model.layers), "the grader's own base, not a copy"
+    assert not base.trainable and len(model.trainable_weights) == 2
+    x = np.ones((2, 3), "float32")
+    assert model.predict(x, verbose=0).shape == (2, 2)
