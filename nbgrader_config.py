@@ -25,3 +25,8 @@ c.Execute.timeout = 120
 # machine where the course kernel "dlcourse" is not registered. (`python -m autograder grade`
 # forks its own Python kernels and ignores kernel names anyway.)
 c.Execute.kernel_name = "python3"
+
+# `python -m autograder grade` runs each sandboxed kernel as a user id of this range (at most
+# --jobs at a time). None of them may belong to an account or a group of the grading machine:
+# the grader checks and refuses to start otherwise. `--kernel-uids FIRST-LAST` overrides it.
+c.GradingSandbox.kernel_uids = "61000-61099"

@@ -69,7 +69,7 @@ def _grade(args) -> int:
         from autograder.sandbox import Sandbox, SandboxUnavailable
 
         try:
-            sandbox = Sandbox.for_course(Path(args.course))
+            sandbox = Sandbox.for_course(Path(args.course), kernel_uids=args.kernel_uids)
         except SandboxUnavailable as exc:
             console.print(f"[red]Refusing to grade: the sandbox cannot start: {exc}[/red]\n"
                           "Install bubblewrap (apt-get install bubblewrap) or rerun with --no-sandbox.")
@@ -108,6 +108,15 @@ def _grade(args) -> int:
     return 0
 
 
+def _uid_range(text: str) -> range:
+    from autograder.sandbox import parse_uid_range
+
+    try:
+        return parse_uid_range(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _read_csv(path: Path) -> list[list[str]]:
     import csv
 
@@ -143,6 +152,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="all outputs of one notebook (default 5)")
     g.add_argument("--cpu-seconds", dest="cpu_seconds", type=int, help="CPU time per kernel (default 1200)")
     g.add_argument("--processes", type=int, help="processes per kernel user (sandbox only; default 64)")
+    g.add_argument("--kernel-uids", dest="kernel_uids", type=_uid_range, default=None, metavar="FIRST-LAST",
+                   help="user ids the sandboxed kernels run as, none of them an account or group of this "
+                        "machine (default: c.GradingSandbox.kernel_uids in nbgrader_config.py, 61000-61099)")
     args = parser.parse_args(argv)
 
     if args.command == "release":

@@ -587,6 +587,10 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if bindir not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = os.pathsep.join([bindir, os.environ.get("PATH", "")])
     jobs = max(1, jobs or os.cpu_count() or 1)
+    if sandbox is not None and jobs > len(sandbox.kernel_uids):
+        raise GradeCommandError(f"--jobs {jobs} needs {jobs} kernel uids, and the range "
+                                f"{sandbox.kernel_uids.start}-{sandbox.kernel_uids.stop - 1} has "
+                                f"{len(sandbox.kernel_uids)}: lower --jobs or widen --kernel-uids")
     out_dir.mkdir(parents=True, exist_ok=True)
     _log_to(out_dir / "grading.log")
     # nbgrader's own SQLAlchemy usage warns about session details; those go to the log.

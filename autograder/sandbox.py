@@ -62,7 +62,12 @@ class KernelCleanupError(RuntimeError):
 
 def processes_of(uid: int) -> list[int]:
     """Pids of the live (not zombie) processes with ``uid`` as a real, effective or saved uid."""
-    found = []
+    return processes_by_uid(range(uid, uid + 1))[uid]
+
+
+def processes_by_uid(uids: range) -> dict[int, list[int]]:
+    """{uid: pids of its live processes} for every uid in ``uids`` (one pass over /proc)."""
+    found: dict[int, list[int]] = {uid: [] for uid in uids}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
             continue
@@ -73,12 +78,67 @@ def processes_of(uid: int) -> list[int]:
             continue
         fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
         state = fields.get("State", "").split()
-        uids = fields.get("Uid", "").split()
+        uids_of = fields.get("Uid", "").split()
         if state and state[0] in ("Z", "X"):
             continue
-        if str(uid) in uids[:3]:
-            found.append(int(entry.name))
+        for uid in {int(u) for u in uids_of[:3]}:
+            if uid in found:
+                found[uid].append(int(entry.name))
     return found
+
+
+def parse_uid_range(text: str) -> range:
+    """``"61000-61099"`` (both ends included) -> ``range(61000, 61100)``."""
+    first, sep, last = str(text).strip().partition("-")
+    try:
+        lo, hi = int(first), int(last if sep else first)
+    except ValueError:
+        raise ValueError(f"kernel uids {text!r}: expected FIRST-LAST, e.g. 61000-61099") from None
+    if not 0 < lo <= hi < 2**31 - 1:
+        raise ValueError(f"kernel uids {text!r}: expected 0 < FIRST <= LAST < 2147483647")
+    return range(lo, hi + 1)
+
+
+def configured_kernel_uids() -> range:
+    """``c.GradingSandbox.kernel_uids`` of the course's nbgrader_config.py, else the default."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder import REPO_ROOT
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
+    value = cfg.GradingSandbox.get("kernel_uids") if "GradingSandbox" in cfg else None
+    return parse_uid_range(value) if value else KERNEL_UIDS
+
+
+def check_kernel_uids(uids: range) -> None:
+    """Refuse uids that are not free: a kernel must share its uid (files, signals, process
+    limit) with nothing else on this machine. Raises :class:`SandboxUnavailable`."""
+    import grp
+    import pwd
+
+    how = ("choose a free range with --kernel-uids FIRST-LAST or c.GradingSandbox.kernel_uids "
+           "in nbgrader_config.py")
+    accounts = [f"{u.pw_uid} ({u.pw_name})" for u in pwd.getpwall() if u.pw_uid in uids]
+    if accounts:
+        raise SandboxUnavailable(f"kernel uids {uids.start}-{uids.stop - 1} include existing accounts: "
+                                 f"{', '.join(accounts[:5])}; {how}")
+    groups = [f"{g.gr_gid} ({g.gr_name})" for g in grp.getgrall() if g.gr_gid in uids]
+    if groups:  # kernels also run as gid == uid
+        raise SandboxUnavailable(f"kernel uids {uids.start}-{uids.stop - 1} include existing groups: "
+                                 f"{', '.join(groups[:5])}; {how}")
+    # getpwall() may not list every source (LDAP, NIS, systemd's dynamic users): ask per uid too.
+    for uid in uids:
+        for kind, lookup in (("account", lambda: pwd.getpwuid(uid).pw_name), ("group", lambda: grp.getgrgid(uid).gr_name)):
+            try:
+                name = lookup()
+            except KeyError:
+                continue
+            raise SandboxUnavailable(f"kernel uid {uid} belongs to the {kind} {name!r}; {how}")
+    busy = {uid: pids for uid, pids in processes_by_uid(uids).items() if pids}
+    if busy:
+        uid, pids = next(iter(sorted(busy.items())))
+        raise SandboxUnavailable(f"kernel uid {uid} already runs processes {pids[:5]} (another grading run "
+                                 f"with the same uids?); {how}")
 
 
 class Sandbox:
@@ -92,20 +152,27 @@ class Sandbox:
         self.sockets: Path | None = None
 
     @classmethod
-    def for_course(cls, course_root: Path | None = None, processes: int = 64) -> "Sandbox":
-        """Check that bubblewrap works here; raise :class:`SandboxUnavailable` with the reason."""
+    def for_course(cls, course_root: Path | None = None, processes: int = 64,
+                   kernel_uids: range | None = None) -> "Sandbox":
+        """Check that bubblewrap works here and that the kernel uids are free; raise
+        :class:`SandboxUnavailable` with the reason. ``kernel_uids`` defaults to the course's
+        ``c.GradingSandbox.kernel_uids`` (nbgrader_config.py), else :data:`KERNEL_UIDS`."""
         bwrap = shutil.which("bwrap")
         if bwrap is None:
             raise SandboxUnavailable("bubblewrap (bwrap) is not installed")
         if os.geteuid() != 0:
             raise SandboxUnavailable("the sandbox gives each kernel a user id of its own, "
                                      "which needs the grader to run as root")
+        if shutil.which(SHELL) is None:
+            raise SandboxUnavailable(f"{SHELL} is missing (it kills what a kernel leaves behind)")
         probe = subprocess.run([bwrap, "--unshare-net", "--unshare-pid", "--ro-bind", "/", "/",
                                 "--proc", "/proc", "--dev", "/dev", "true"],
                                capture_output=True, text=True, timeout=30)
         if probe.returncode != 0:
             raise SandboxUnavailable(f"bwrap cannot create namespaces here: {probe.stderr.strip()}")
-        return cls(bwrap, processes=processes)
+        uids = kernel_uids if kernel_uids is not None else configured_kernel_uids()
+        check_kernel_uids(uids)
+        return cls(bwrap, processes=processes, kernel_uids=uids)
 
     def readable_paths(self) -> list[Path]:
         """What the kernels may read (read-only binds), besides /usr and /etc."""

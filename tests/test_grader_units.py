@@ -529,3 +529,75 @@ def test_without_the_sanitizer_student_script_reaches_the_feedback():
     active = " ".join(_active_content(_feedback_html(_xss_notebook(), sanitize=False)))
     for n in (1, 2, 3, 4, 5, 6, 7, 10, 12, 14, 15, 19, 22, 23, 24, 25, 27, 29):
         assert re.search(rf"XSS-{n}(?!\d)", active), n
+
+
+# ---------------------------------------------------------------------------------------------
+# 7. Kernel uids: a configurable range, refused if any of it is in use
+
+
+def test_uid_ranges_parse_and_come_from_the_course_config():
+    from autograder.sandbox import KERNEL_UIDS, configured_kernel_uids, parse_uid_range
+
+    assert parse_uid_range("61000-61099") == range(61000, 61100) == KERNEL_UIDS
+    assert parse_uid_range(" 70000 ") == range(70000, 70001)
+    for bad in ("0-10", "10-5", "a-b", "61000-", "-5"):
+        with pytest.raises(ValueError):
+            parse_uid_range(bad)
+    assert configured_kernel_uids() == KERNEL_UIDS  # c.GradingSandbox.kernel_uids of nbgrader_config.py
+
+
+def test_a_range_with_an_account_a_group_or_running_processes_is_refused():
+    import grp
+    import pwd
+
+    from autograder.sandbox import SandboxUnavailable, check_kernel_uids
+
+    check_kernel_uids(range(TEST_UID, TEST_UID + 5))  # free: no error
+    account = next(u for u in pwd.getpwall() if u.pw_uid > 0)
+    with pytest.raises(SandboxUnavailable, match=f"{account.pw_uid} \\({account.pw_name}\\)"):
+        check_kernel_uids(range(account.pw_uid - 2, account.pw_uid + 3))
+    with pytest.raises(SandboxUnavailable, match=r"0 \(root\)"):
+        check_kernel_uids(range(0, 3))
+    users = {u.pw_uid for u in pwd.getpwall()}
+    group_only = next((g for g in grp.getgrall() if g.gr_gid not in users and g.gr_gid > 0), None)
+    if group_only is not None:
+        with pytest.raises(SandboxUnavailable, match="group"):
+            check_kernel_uids(range(group_only.gr_gid, group_only.gr_gid + 1))
+    if os.geteuid() == 0:
+        proc = subprocess.Popen(["sleep", "30"], user=TEST_UID + 3, group=TEST_UID + 3, extra_groups=[])
+        try:
+            with pytest.raises(SandboxUnavailable, match=f"kernel uid {TEST_UID + 3} already runs processes"):
+                check_kernel_uids(range(TEST_UID, TEST_UID + 5))
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+def test_the_command_refuses_a_range_with_an_account(tmp_path, capsys):
+    import pwd
+
+    from autograder.__main__ import main
+
+    if os.geteuid() != 0 or not Path("/usr/bin/bwrap").exists():
+        pytest.skip("the sandbox needs root and bubblewrap")
+    account = next(u for u in pwd.getpwall() if u.pw_uid > 0)
+    # (A course folder with no assignment: were the range not refused, nothing would be graded.)
+    code = main(["grade", "ps1-basics", str(tmp_path), "--out", str(tmp_path / "out"),
+                 "--course", str(tmp_path / "course"), "--kernel-uids", f"{account.pw_uid}-{account.pw_uid + 1}"])
+    out = capsys.readouterr().out
+    assert code == 2 and "Refusing to grade" in out and account.pw_name in out
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        main(["grade", "ps1-basics", "--out", str(tmp_path / "out"), "--kernel-uids", "0-5"])
+
+
+def test_more_jobs_than_kernel_uids_is_refused(tmp_path):
+    from autograder.grading import GradeCommandError, grade
+    from autograder.nbgrader_run import scratch_course
+    from autograder.sandbox import Sandbox
+
+    root = scratch_course(tmp_path, ["ps1-basics"])
+    with pytest.raises(GradeCommandError, match="--jobs 3 needs 3 kernel uids"):
+        grade("ps1-basics", tmp_path, tmp_path / "out", jobs=3, course_root=root,
+              sandbox=Sandbox("bwrap", kernel_uids=range(TEST_UID, TEST_UID + 2)))
+    assert not (tmp_path / "out").exists() and not (root / "gradebook.db").exists()
