@@ -24,16 +24,12 @@ environment allowlist as the student's kernels).
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 
-import nbformat
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
 from autograder.notebook import graded_functions, nbgrader_meta
-
-JUDGE_KEY = "dlcourse_judge"  # cell metadata: which test cell a judge cell stands for
 
 _BOOTSTRAP = '''\
 import jupyter_client as _jc
@@ -54,54 +50,72 @@ def graded_test_cells(source_nb) -> list:
             and nbgrader_meta(c).get("grade_id")]
 
 
-def judge_notebook(source_nb, connection_file: str | Path, call_timeout: float = 60.0):
-    """The judge's notebook for one student (see the module's docstring)."""
-    names = graded_functions(source_nb)
-    bind = "\n".join(f"{n} = _StudentFunction(_channel, {n!r})" for n in names)
-    cells = [new_code_cell(_BOOTSTRAP.format(connection_file=str(connection_file),
-                                             call_timeout=float(call_timeout)))]
-    for c in source_nb.cells:
-        if c.cell_type == "code" and nbgrader_meta(c).get("grade_id", "").startswith("setup"):
-            cells.append(new_code_cell(c.source))
-    for c in graded_test_cells(source_nb):
-        gid = nbgrader_meta(c)["grade_id"]
-        cells.append(new_code_cell(bind))
-        cell = new_code_cell(c.source)
-        cell.metadata[JUDGE_KEY] = gid
-        cells.append(cell)
-    nb = new_notebook(cells=cells)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    return nb
+class JudgeSession:
+    """One judge kernel for one student's kernel: set up once, then any test cell, any
+    number of times (the grading-power suite runs many mutants through one session)."""
+
+    def __init__(self, source_nb, connection_file: str | Path, *, cell_timeout: float = 120.0,
+                 call_timeout: float = 60.0, env: dict | None = None, kernel_name: str = "python3"):
+        self.source_nb = source_nb
+        self.names = graded_functions(source_nb)
+        self._tests = {nbgrader_meta(c)["grade_id"]: c for c in graded_test_cells(source_nb)}
+        self._nb = new_notebook(cells=[])
+        self._nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": kernel_name,
+                                           "language": "python"}
+        self._client = NotebookClient(self._nb, timeout=cell_timeout, allow_errors=True,
+                                      kernel_name=kernel_name, record_timing=False)
+        self._connection_file, self._call_timeout, self._env = connection_file, call_timeout, env
+        self._context = None
+
+    def __enter__(self) -> "JudgeSession":
+        self._context = self._client.setup_kernel(**({"env": self._env} if self._env else {}))
+        self._context.__enter__()
+        self._run(_BOOTSTRAP.format(connection_file=str(self._connection_file),
+                                    call_timeout=float(self._call_timeout)))
+        for c in self.source_nb.cells:
+            if c.cell_type == "code" and nbgrader_meta(c).get("grade_id", "").startswith("setup"):
+                self._run(c.source)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._context.__exit__(*exc)
+
+    def _run(self, source: str) -> list:
+        cell = new_code_cell(source)
+        self._nb.cells.append(cell)
+        self._client.execute_cell(cell, len(self._nb.cells) - 1)
+        return cell.outputs
+
+    def run_test(self, grade_id: str, source: str | None = None) -> list:
+        """The outputs of one test cell (its whole source, or ``source``), run against the
+        student's current functions."""
+        self._run("\n".join(f"{n} = _StudentFunction(_channel, {n!r})" for n in self.names))
+        return copy.deepcopy(self._run(self._tests[grade_id].source if source is None else source))
 
 
 def run_judge(source_nb, connection_file: str | Path, *, cell_timeout: float = 120.0,
               call_timeout: float = 60.0, env: dict | None = None,
               kernel_name: str = "python3") -> dict[str, list]:
-    """Run the judge for one student; returns the outputs of each test cell by grade_id.
+    """Run every test cell of the source for one student; their outputs by grade_id.
 
     A test cell the judge could not run to its end (its kernel died, a cell timed out) has
     an error output, so it scores 0.
     """
-    nb = judge_notebook(source_nb, connection_file, call_timeout)
-    client = NotebookClient(nb, timeout=cell_timeout, allow_errors=True,
-                            kernel_name=kernel_name, record_timing=False)
     verdicts: dict[str, list] = {}
+    failure = "not run"
     try:
-        client.execute(**({"env": env} if env is not None else {}))
+        with JudgeSession(source_nb, connection_file, cell_timeout=cell_timeout,
+                          call_timeout=call_timeout, env=env, kernel_name=kernel_name) as judge:
+            for cell in graded_test_cells(source_nb):
+                gid = nbgrader_meta(cell)["grade_id"]
+                verdicts[gid] = judge.run_test(gid)
     except Exception as exc:  # the judge itself failed: every unfinished test cell fails
         failure = f"{type(exc).__name__}: {exc}"
-    else:
-        failure = None
-    for cell in nb.cells:
-        gid = cell.metadata.get(JUDGE_KEY)
-        if gid is None:
-            continue
-        if cell.get("execution_count") is None or failure and not cell.outputs:
+    for cell in graded_test_cells(source_nb):
+        gid = nbgrader_meta(cell)["grade_id"]
+        if gid not in verdicts:
             verdicts[gid] = [new_output("error", ename="GradingError",
-                                        evalue=f"the test could not run ({failure or 'not executed'})",
-                                        traceback=[])]
-        else:
-            verdicts[gid] = copy.deepcopy(cell.outputs)
+                                        evalue=f"the test could not run ({failure})", traceback=[])]
     return verdicts
 
 

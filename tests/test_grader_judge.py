@@ -15,7 +15,7 @@ from nbformat.v4 import new_notebook
 from jupyter_client.manager import start_new_kernel
 
 from autograder import EXERCISES, SOLUTIONS
-from autograder.judge import apply_verdicts, run_judge, scores, graded_test_cells
+from autograder.judge import JudgeSession, apply_verdicts, graded_test_cells, run_judge, scores
 from autograder.notebook import HIDDEN_RE, nbgrader_meta, read
 
 ASSIGNMENT = "ps1-basics"
@@ -150,3 +150,42 @@ def test_the_forgeries_are_real_attacks_on_the_old_design(judged):
     """The same forging kernel, graded the old way, scores points: the judge is the defence."""
     old = judged["forger, old design"]
     assert sum(old.values()) >= 0.5 * sum(FULL.values()), old
+
+
+# ------------------------------------------------------------------ grading power, judged
+
+def _mutant_sample(assignment: str, per_function: int = 2) -> list[tuple[str, str, str]]:
+    import importlib
+    import sys
+
+    from conftest import REPO
+
+    sys.path.insert(0, str(REPO / "tests"))
+    tables = importlib.import_module(f"mutants.{assignment.replace('-', '_')}")
+    return [(fn, name, src) for fn, table in tables.MUTANTS.items()
+            for name, src in list(table.items())[:per_function]]
+
+
+@pytest.mark.parametrize("assignment", ["ps1-basics", "ps2-overfitting", "ps3-cnns",
+                                        "ps4-transfer-learning", "ps5-advanced"])
+def test_mutants_are_rejected_through_the_judge(assignment):
+    """A sample of each assignment's mutant table, graded the new way: the mutant defined
+    in the student's kernel, its test cell run in one judge session against it. The whole
+    tables run in-process in tests/test_grading_power.py; this shows the channel keeps the
+    hidden tests' power (in-place writes, returned arguments, exceptions, Keras objects)."""
+    import textwrap
+
+    source = read(SOLUTIONS / assignment / f"{assignment}.ipynb")
+    km, kc = _student_run(source)
+    passed = []
+    try:
+        with JudgeSession(source, km.connection_file, cell_timeout=300) as judge:
+            for fn, name, src in _mutant_sample(assignment):
+                kc.execute_interactive(textwrap.dedent(src), timeout=120, output_hook=_quiet)
+                outputs = judge.run_test(f"test_{fn}")
+                if not any(o.get("output_type") == "error" for o in outputs):
+                    passed.append(f"{fn}: {name}")
+    finally:
+        kc.stop_channels()
+        km.shutdown_kernel(now=True)
+    assert not passed, f"mutants that pass the judged tests of {assignment}: {passed}"
