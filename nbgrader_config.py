@@ -30,3 +30,14 @@ c.Execute.kernel_name = "python3"
 # --jobs at a time). None of them may belong to an account or a group of the grading machine:
 # the grader checks and refuses to start otherwise. `--kernel-uids FIRST-LAST` overrides it.
 c.GradingSandbox.kernel_uids = "61000-61099"
+
+# Feedback never shows hidden tests and runs no student script, from any path: the
+# formgrader's "Generate feedback" button and `nbgrader generate_feedback` get the same
+# redaction and cleaning as `python -m autograder grade` (autograder/feedback.py).
+# The formgrader's "Autograde" button is NOT protected the same way: it runs plain nbgrader,
+# hidden tests inside the student's kernel, without the sandbox. Grade with
+# `python -m autograder grade` instead (README, "Instructors").
+from autograder.feedback import feedback_config, feedback_preprocessors  # noqa: E402
+
+c.merge(feedback_config())
+c.GenerateFeedback.preprocessors = feedback_preprocessors()

@@ -247,20 +247,27 @@ def feedback_config():
     return cfg
 
 
+def feedback_preprocessors() -> list:
+    """GenerateFeedback's preprocessors: nbgrader's, with hidden tests redacted and student
+    content cleaned. nbgrader_config.py sets them, so the formgrader's "Generate feedback"
+    button and plain ``nbgrader generate_feedback`` get them too."""
+    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+    from nbgrader.preprocessors import GetGrades
+
+    return [GetGrades, RedactHiddenTests, SanitizeStudentContent, CSSHTMLHeaderPreprocessor]
+
+
 def generate_one(config: dict, student: str) -> None:
     """nbgrader generate_feedback for one student (in the worker process): the course's
     config, hidden tests redacted."""
-    from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
     from nbgrader.converters import GenerateFeedback
     from nbgrader.coursedir import CourseDirectory
-    from nbgrader.preprocessors import GetGrades
 
     from autograder.grading import course_config
 
     cfg = course_config(Path(config["course_root"]), config["db_url"])
     cfg.merge(feedback_config())
-    cfg.GenerateFeedback.preprocessors = [GetGrades, RedactHiddenTests, SanitizeStudentContent,
-                                          CSSHTMLHeaderPreprocessor]
+    cfg.GenerateFeedback.preprocessors = feedback_preprocessors()
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id, coursedir.student_id = config["assignment"], student
     converter = GenerateFeedback(coursedir=coursedir, config=cfg, log=logging.getLogger("autograder.grade"))

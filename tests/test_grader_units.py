@@ -601,3 +601,18 @@ def test_more_jobs_than_kernel_uids_is_refused(tmp_path):
         grade("ps1-basics", tmp_path, tmp_path / "out", jobs=3, course_root=root,
               sandbox=Sandbox("bwrap", kernel_uids=range(TEST_UID, TEST_UID + 2)))
     assert not (tmp_path / "out").exists() and not (root / "gradebook.db").exists()
+
+
+def test_plain_nbgrader_and_the_formgrader_get_the_same_feedback_preprocessors():
+    """nbgrader_config.py wires the redaction and the cleaner into GenerateFeedback, so the
+    formgrader's "Generate feedback" button cannot publish hidden tests or student scripts."""
+    from traitlets.config.loader import PyFileConfigLoader
+
+    from autograder import REPO_ROOT
+    from autograder.feedback import RedactHiddenTests, SanitizeStudentContent
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
+    pre = list(cfg.GenerateFeedback.preprocessors)
+    assert RedactHiddenTests in pre and SanitizeStudentContent in pre
+    assert pre.index(RedactHiddenTests) > 0, "after GetGrades, which needs the test outputs"
+    assert cfg.HTMLExporter.template_name == "dlc_feedback"
