@@ -154,14 +154,6 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
         return {"t": "rng", "state": json.loads(json.dumps(state))}
     # A Keras object exists only where Keras was imported: never import it just to look.
     keras = sys.modules.get("keras")
-    if callbacks is not None and not isinstance(value, type) and (
-            callable(value) or hasattr(value, "predict")) and not (
-            keras is not None and isinstance(value, keras.Model) and _builtin_layers_only(value)):
-        # The grader's own function or object (a probe model with a custom layer, a fake
-        # model): it stays in the grader, and the kernel's uses of it come back as data.
-        callbacks.append(value)
-        return {"t": "function", "id": len(callbacks) - 1,
-                "name": str(getattr(value, "__name__", type(value).__name__))}
     if keras is not None and isinstance(value, keras.KerasTensor):
         if callbacks is not None:  # the grader passes an Input: the kernel makes its own
             return {"t": "keras_input", "shape": list(value.shape[1:]), "dtype": str(value.dtype)}
@@ -172,7 +164,8 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
             raise ValueError("a Keras tensor that is not built on the inputs it was given")
         model = keras.Model(inputs if len(inputs) > 1 else inputs[0], value)
         return {"t": "keras_tensor", "model": encode(model, **kids)}
-    if keras is not None and isinstance(value, keras.Model):
+    if keras is not None and isinstance(value, keras.Model) and (
+            callbacks is None or _builtin_layers_only(value)):
         compile_config = value.get_compile_config() if getattr(value, "compiled", False) else None
         return {"t": "keras", "architecture": value.to_json(),
                 "compile": json.loads(json.dumps(compile_config, default=str)),
@@ -186,6 +179,13 @@ def encode(value: Any, *, callbacks: list | None = None, _depth: int = 0, _count
                   if type(v) in (bool, int, float, str, type(None)) or isinstance(v, os.PathLike)}
         return {"t": "callback", "class": type(value).__name__,
                 "module": type(value).__module__, "config": config}
+    if callbacks is not None and not isinstance(value, type):
+        # The grader's own function or object that is not data (a probe model with a custom
+        # layer, a fake model): it stays in the grader, and the kernel's uses of it come
+        # back as data.
+        callbacks.append(value)
+        return {"t": "function", "id": len(callbacks) - 1,
+                "name": str(getattr(value, "__name__", type(value).__name__))}
     raise ValueError(f"a value of type {type(value).__module__}.{type(value).__qualname__}")
 
 
