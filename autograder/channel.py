@@ -72,6 +72,14 @@ class ChannelError(AssertionError):
     """A reply the grader cannot accept. An AssertionError, so the test cell fails."""
 
 
+class CallTimeout(ChannelError):
+    """The student's function did not return in time (the kernel was interrupted)."""
+
+
+class KernelGone(ChannelError):
+    """The student's kernel stopped answering (it died or was stopped by a limit)."""
+
+
 class StudentError(AssertionError):
     """The student's function raised; the test cell fails with its type and message."""
 
@@ -486,12 +494,17 @@ class KernelChannel:
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise ChannelError(f"{name}(...) did not return within {self.timeout:.0f} s")
+                self._interrupt()
+                raise CallTimeout(f"{name}(...) did not return within {self.timeout:.0f} s")
             if callbacks:
                 self._answer_callbacks(callbacks, call_id)
             try:
-                msg = self.kc.get_iopub_msg(timeout=min(remaining, 0.05) if callbacks else remaining)
+                msg = self.kc.get_iopub_msg(timeout=min(remaining, 0.05 if callbacks else 1.0))
             except queue.Empty:
+                # A kernel that died (or that a limit stopped) sends nothing more: its
+                # heartbeat says so, instead of waiting for the whole timeout.
+                if not self.kc.is_alive():
+                    raise KernelGone(f"the kernel stopped while {name}(...) ran") from None
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:
                 continue
@@ -592,6 +605,15 @@ class KernelChannel:
                 reply = {"t": "error", "name": "the grader's function",
                          "ename": type(exc).__name__, "evalue": str(exc)[:500]}
             self.kc.input(json.dumps(reply))
+
+    def _interrupt(self) -> None:
+        """Stop the student's function that ran over its time (``interrupt_request`` on the
+        control channel, which ipykernel turns into SIGINT), so that the notebook goes on.
+        A kernel that ignores it is stopped by the grader's notebook time limit."""
+        try:
+            self.kc.control_channel.send(self.kc.session.msg("interrupt_request", {}))
+        except Exception:  # the kernel is gone: nothing to interrupt
+            pass
 
     @staticmethod
     def _write_back(args, after) -> None:

@@ -23,11 +23,13 @@ the gradebook), then ``GenerateFeedback``. What this module adds:
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import logging
 import os
+import secrets
 import shutil
 import sys
 import tempfile
@@ -99,7 +101,11 @@ class GradingRun:
     scratch_root: Path | None = None
     kernel_options: object = None   # callable(student, scratch) -> extra ForkKernelManager settings
     kernel_end: object = None       # callable(student, uid, scratch) -> processes killed (the sandbox)
-    guard: bool = True              # autograder.guard in every kernel
+    judge: bool = True              # test cells decided by the judge (False: in the student's
+                                    # kernel, as plain nbgrader does; only tests use it)
+    judge_zygote: object = None     # forks the judge kernels (unsandboxed: they run no student code)
+    judge_root: Path | None = None  # the judge kernels' private folders (root only)
+    source: object = None           # the instructor's notebook: test cells and set-up cells
     statuses: dict = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     live_kernels: int = 0           # from a kernel's start until nothing of it runs any more
@@ -120,13 +126,37 @@ class GradingRun:
         env = kernel_environment(self.kernel_env, scratch)
         settings = dict(zygote=self.zygote, kernel_env=env, kernel_cwd=str(scratch),
                         limits=self.limits.kernel_limits(),
-                        kernel_log=str(self.scratch_root / f"{student}.kernel.log"), guard=self.guard)
+                        kernel_log=str(self.scratch_root / f"{student}.kernel.log"))
         if self.kernel_options is not None:
             settings.update(self.kernel_options(student, scratch))
         with self.lock:
             self.live_kernels += 1
             self.peak_kernels = max(self.peak_kernels, self.live_kernels)
         return ForkKernelManager(**settings)
+
+    @property
+    def test_ids(self) -> set[str]:
+        from autograder.judge import graded_test_cells
+
+        return {nbtools.nbgrader_meta(c)["grade_id"] for c in graded_test_cells(self.source)}
+
+    def new_judge(self, connection_file: str):
+        """A judge (:mod:`autograder.judge`) for the student's kernel behind
+        ``connection_file``: a kernel forked from the judge's zygote, with the allowlisted
+        environment, in a private folder, on ZeroMQ ipc sockets (nothing on the network)."""
+        from autograder.judge import JudgeSession
+        from autograder.kernels import ForkKernelManager
+
+        folder = self.judge_root / secrets.token_hex(8)
+        folder.mkdir(mode=0o700)
+        km = ForkKernelManager(zygote=self.judge_zygote, kernel_env=kernel_environment(self.kernel_env, folder),
+                               kernel_cwd=str(folder), kernel_log=str(folder / "judge.log"),
+                               limits={k: v for k, v in self.limits.kernel_limits().items() if k != "processes"},
+                               transport="ipc", ip=str(folder / "kernel"),
+                               connection_file=str(folder / "kernel.json"))
+        # The notebook's time limit bounds the judge too: no per-cell limit of its own.
+        return JudgeSession(self.source, connection_file, km=km, cell_timeout=self.limits.notebook_seconds,
+                            call_timeout=self.limits.cell_seconds), folder
 
     def end_kernel(self, student: str, km) -> None:
         """After a notebook, its kernel shut down: nothing started by it may still run (in the
@@ -175,6 +205,8 @@ def _pooled_execute_class(grading_run: GradingRun):
             run: GradingRun = self.run
             student = resources["nbgrader"]["student"]
             self._student, self._finished, self._output_bytes = student, set(), 0
+            self._judge, self._judge_folder, self._judge_failed = None, None, None
+            self._test_ids = run.test_ids if run.judge else set()
             self._km = km = run.new_kernel_manager(student)
             timer = threading.Timer(run.limits.notebook_seconds, self._stop,
                                     args=("timeout", f"the notebook ran over {run.limits.notebook_seconds:g} s"))
@@ -182,6 +214,10 @@ def _pooled_execute_class(grading_run: GradingRun):
             timer.start()
             try:
                 nb, resources = super().preprocess(nb, resources, km=km)
+                code = self._exit_code()
+                if code is not None:  # it died during the last test cell's calls
+                    run.set_status(student, {-24: "cpu limit", -25: "output limit"}.get(code, "kernel died"),
+                                   f"kernel exit code {code}")
             except DeadKernelError:
                 code = km.provisioner.process.returncode if km.provisioner and km.provisioner.process else None
                 reason = {-24: "cpu limit", -25: "output limit"}.get(code, "kernel died")
@@ -190,6 +226,7 @@ def _pooled_execute_class(grading_run: GradingRun):
                 self._fail_unfinished(nb, run.statuses[student][0])
             finally:
                 timer.cancel()
+                self._close_judge()
                 try:
                     # nbclient shuts down only a kernel manager it created itself, never one it
                     # was given: stop this one's channels and kernel here.
@@ -224,10 +261,49 @@ def _pooled_execute_class(grading_run: GradingRun):
                     cell.outputs.append(new_output("error", ename="GradingStopped", evalue=status,
                                                    traceback=[f"Grading stopped: {status}."]))
 
+        def _exit_code(self):
+            proc = getattr(self._km.provisioner, "process", None) if self._km.provisioner else None
+            return proc.poll() if proc is not None else None
+
         def preprocess_cell(self, cell, resources, index):
+            gid = nbtools.nbgrader_meta(cell).get("grade_id")
+            if cell.cell_type == "code" and gid in self._test_ids:
+                # A test cell never runs in the student's kernel: its source (restored from
+                # the instructor's by OverwriteCells) runs in the judge, which calls the
+                # student's functions as they are at this point of the notebook.
+                cell.outputs = self._verdict(gid)
+                cell.execution_count = None
+                self._finished.add(index)
+                return cell, resources
             result = super().preprocess_cell(cell, resources, index)
             self._finished.add(index)
             return result
+
+        def _verdict(self, grade_id: str) -> list:
+            try:
+                if self._judge is None and self._judge_failed is None:
+                    self._judge, self._judge_folder = self.run.new_judge(self._km.connection_file)
+                    self._judge.__enter__()
+                if self._judge_failed is None:
+                    return self._judge.run_test(grade_id)
+            except Exception as exc:  # the judge itself failed: no verdict, no points
+                log.exception("%s: the judge failed at %s", self._student, grade_id)
+                self._judge_failed = f"{type(exc).__name__}: {exc}"[:300]
+                self._close_judge()
+            return [new_output("error", ename="GradingError", traceback=[],
+                               evalue=f"the test could not run ({self._judge_failed})")]
+
+        def _close_judge(self) -> None:
+            judge, self._judge = self._judge, None
+            try:
+                if judge is not None:
+                    judge.__exit__(None, None, None)
+            except Exception:
+                log.exception("%s: shutting the judge down failed", self._student)
+            finally:
+                if self._judge_folder is not None:
+                    shutil.rmtree(self._judge_folder, ignore_errors=True)
+                    self._judge_folder = None
 
         def process_message(self, msg, cell, cell_index):
             # Every iopub message that can add to the notebook counts against the cap, not only
@@ -291,29 +367,6 @@ def _deduplicate_ids_class():
     return DeduplicateIds
 
 
-def _fail_tampered_tests_class():
-    from nbgrader.preprocessors import NbGraderPreprocessor
-
-    from autograder.guard import TAMPER_MARK
-
-    class FailTamperedTests(NbGraderPreprocessor):
-        """A test cell during which the student's code changed the test tools fails (see
-        :mod:`autograder.guard`, which marks such cells)."""
-
-        def preprocess_cell(self, cell, resources, index):
-            meta = nbtools.nbgrader_meta(cell)
-            if cell.cell_type == "code" and meta.get("grade") and not meta.get("solution"):
-                marked = any(TAMPER_MARK in str(o.get("text", "")) for o in cell.get("outputs", []))
-                if marked:
-                    cell.outputs.append(new_output("error", ename="TestToolsModified",
-                                                   evalue="the code under test changed numpy/math/builtins",
-                                                   traceback=["The code under test changed the test tools; "
-                                                              "this test cell counts as failed."]))
-            return cell, resources
-
-    return FailTamperedTests
-
-
 def _pooled_autograde_class():
     from nbgrader.converters import Autograde
     from nbgrader.converters.base import BaseConverter
@@ -363,7 +416,7 @@ def course_config(course_root: Path, db_url: str, run: GradingRun | None = None)
             _locked(pp.ClearOutput), _locked(_deduplicate_ids_class()), _locked(pp.OverwriteKernelspec),
             _locked(pp.OverwriteCells), _locked(pp.CheckCellMetadata)]
         cfg.Autograde.autograde_preprocessors = [
-            PooledExecute, _fail_tampered_tests_class(), pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
+            PooledExecute, pp.IgnorePattern, ClearMetadataPreprocessor, pp.LimitOutput,
             _locked(pp.SaveAutoGrades), _locked(pp.AssignLatePenalties), pp.CheckCellMetadata]
     return cfg
 
@@ -501,6 +554,8 @@ def _status_from_outputs(run: GradingRun, student: str) -> tuple[str, str] | Non
             if out.get("output_type") == "error":
                 if out.get("ename") == "CellTimeoutError":
                     return "timeout", "a cell ran over the per-cell limit"
+                if out.get("ename") == "CallTimeout":
+                    return "timeout", "a graded function ran over the per-cell limit"
                 if out.get("ename") == "MemoryError":
                     return "memory limit", "a cell ran out of memory"
     return None
@@ -570,8 +625,11 @@ def _feedback(run: GradingRun, results: dict[str, Result], out_dir: Path, jobs: 
 
 def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_root: Path = REPO_ROOT,
           db_url: str | None = None, jobs: int | None = None, force: bool = False,
-          limits: Limits | None = None, sandbox=None, progress=None, guard: bool = True) -> list[Result]:
-    """Grade every submission of ``assignment``; write ``out_dir/grades.csv`` and feedback."""
+          limits: Limits | None = None, sandbox=None, progress=None, judge: bool = True) -> list[Result]:
+    """Grade every submission of ``assignment``; write ``out_dir/grades.csv`` and feedback.
+
+    ``judge=False`` runs the test cells in the student's own kernel, as plain nbgrader does:
+    only the tests use it, to show that the attacks the judge stops are real."""
     course_root = Path(course_root).resolve()
     out_dir = Path(out_dir).resolve()
     source_nb = course_root / "solutions" / assignment / f"{assignment}.ipynb"
@@ -630,11 +688,13 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if todo:
         with tempfile.TemporaryDirectory(prefix="dlc-grade-") as tmp:
             run = GradingRun(assignment, course_root, db_url, limits, scratch_root=Path(tmp) / "scratch",
-                             kernel_env=zygote_environment(Path(tmp) / "scratch"), guard=guard)
+                             kernel_env=zygote_environment(Path(tmp) / "scratch"), judge=judge,
+                             judge_root=Path(tmp) / "judge", source=nbtools.read(source_nb))
             run.scratch_root.mkdir()
+            run.judge_root.mkdir(mode=0o700)
             cfg = course_config(course_root, db_url, run)
-            with _start_kernels(run, sandbox, Path(tmp)) as zygote:
-                run.zygote = zygote
+            with _start_kernels(run, sandbox, Path(tmp)) as (zygote, judge_zygote):
+                run.zygote, run.judge_zygote = zygote, judge_zygote
                 with ThreadPoolExecutor(max_workers=jobs) as pool:
                     futures = {pool.submit(_grade_one, run, cfg, intake): intake for intake in todo}
                     for future in as_completed(futures):
@@ -663,15 +723,42 @@ def zygote_environment(home: Path) -> dict[str, str]:
                             bindir=str(Path(sys.executable).parent))
 
 
+@contextlib.contextmanager
 def _start_kernels(run: GradingRun, sandbox, tmp: Path):
+    """The two kernel servers of a run, started side by side: the students' (in the sandbox,
+    unless ``--no-sandbox``) and the judges' (never sandboxed: judge kernels run only the
+    instructor's code, with the allowlisted environment). Yields (students', judges')."""
     from autograder.kernels import KernelStartError, Zygote
+    from autograder.zygote import DEFAULT_PRELOAD
 
+    def students():
+        return Zygote(run.kernel_env) if sandbox is None else sandbox.start_zygote(run, tmp)
+
+    def judges():
+        return Zygote(run.kernel_env, preload=[*DEFAULT_PRELOAD, *JUDGE_PRELOAD]) if run.judge else None
+
+    # The judges' server starts in a thread while this one starts the students': not the
+    # other way round, since bwrap's --die-with-parent follows the thread that started it.
+    servers, errors = [], []
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-judges") as pool:
+        judge_server = pool.submit(judges)
+        for start in (students, judge_server.result):
+            try:
+                servers.append(start())
+            except KernelStartError as exc:
+                servers.append(None)
+                errors.append(str(exc))
     try:
-        if sandbox is None:
-            return Zygote(run.kernel_env)
-        return sandbox.start_zygote(run, tmp)
-    except KernelStartError as exc:
-        raise GradeCommandError(str(exc)) from exc
+        if errors:
+            raise GradeCommandError("\n".join(errors))
+        yield tuple(servers)
+    finally:
+        for server in servers:
+            if server is not None:
+                server.close()
+
+
+JUDGE_PRELOAD = ["jupyter_client", "autograder.channel"]
 
 
 def _log_to(path: Path) -> None:

@@ -55,30 +55,66 @@ class JudgeSession:
     number of times (the grading-power suite runs many mutants through one session)."""
 
     def __init__(self, source_nb, connection_file: str | Path, *, cell_timeout: float = 120.0,
-                 call_timeout: float = 60.0, env: dict | None = None, kernel_name: str = "python3"):
+                 call_timeout: float = 60.0, env: dict | None = None, kernel_name: str = "python3",
+                 km=None):
+        """``km``: the judge's kernel manager (the grading command forks warm judge kernels,
+        :mod:`autograder.kernels`); without one, nbclient starts a ``kernel_name`` kernel."""
         self.source_nb = source_nb
         self.names = graded_functions(source_nb)
         self._tests = {nbgrader_meta(c)["grade_id"]: c for c in graded_test_cells(source_nb)}
         self._nb = new_notebook(cells=[])
         self._nb.metadata["kernelspec"] = {"name": kernel_name, "display_name": kernel_name,
                                            "language": "python"}
-        self._client = NotebookClient(self._nb, timeout=cell_timeout, allow_errors=True,
+        self._client = NotebookClient(self._nb, km=km, timeout=cell_timeout, allow_errors=True,
                                       kernel_name=kernel_name, record_timing=False)
         self._connection_file, self._call_timeout, self._env = connection_file, call_timeout, env
-        self._context = None
+        self._km, self._context, self._setup_cells = km, None, 0
 
     def __enter__(self) -> "JudgeSession":
         self._context = self._client.setup_kernel(**({"env": self._env} if self._env else {}))
-        self._context.__enter__()
-        self._run(_BOOTSTRAP.format(connection_file=str(self._connection_file),
-                                    call_timeout=float(self._call_timeout)))
-        for c in self.source_nb.cells:
-            if c.cell_type == "code" and nbgrader_meta(c).get("grade_id", "").startswith("setup"):
-                self._run(c.source)
+        try:
+            self._context.__enter__()
+            self._run(_BOOTSTRAP.format(connection_file=str(self._connection_file),
+                                        call_timeout=float(self._call_timeout)))
+            for c in self.source_nb.cells:
+                if c.cell_type == "code" and nbgrader_meta(c).get("grade_id", "").startswith("setup"):
+                    self._run(c.source)
+            self._setup_cells = len(self._nb.cells)
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
         return self
 
     def __exit__(self, *exc) -> None:
-        self._context.__exit__(*exc)
+        try:
+            self._context.__exit__(*exc)
+        finally:
+            if self._km is not None:
+                # nbclient shuts down only a kernel it started itself: this one is ours.
+                self._shutdown_given_kernel()
+
+    def _shutdown_given_kernel(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        kc, self._client.kc = self._client.kc, None
+        if kc is not None:
+            kc.stop_channels()
+
+        async def shutdown():
+            if self._km.has_kernel:
+                await self._km.shutdown_kernel(now=True)
+            else:
+                await self._km.cleanup_resources()
+
+        run_sync(shutdown)()
+
+    def failed_setup(self) -> str | None:
+        """The first error of the bootstrap or the set-up cells (the judge cannot judge)."""
+        for cell in self._nb.cells[:self._setup_cells]:
+            for out in cell.outputs:
+                if out.get("output_type") == "error":
+                    return f"{out.get('ename')}: {out.get('evalue')}"
+        return None
 
     def _run(self, source: str) -> list:
         cell = new_code_cell(source)
@@ -88,7 +124,12 @@ class JudgeSession:
 
     def run_test(self, grade_id: str, source: str | None = None) -> list:
         """The outputs of one test cell (its whole source, or ``source``), run against the
-        student's current functions."""
+        student's current functions. If the judge could not set up (the student's kernel did
+        not answer, a set-up cell failed), the cell fails without running."""
+        failed = self.failed_setup()
+        if failed:
+            return [new_output("error", ename="GradingError", evalue=f"the judge could not start ({failed})",
+                               traceback=[])]
         self._run("\n".join(f"{n} = _StudentFunction(_channel, {n!r})" for n in self.names))
         return copy.deepcopy(self._run(self._tests[grade_id].source if source is None else source))
 

@@ -133,12 +133,11 @@ class Zygote:
             return ""
 
     def spawn(self, argv: list[str], cwd: str, env: dict[str, str], limits: dict | None = None,
-              uid: int | None = None, log: str | None = None, guard: bool = True) -> ForkedProcess:
+              uid: int | None = None, log: str | None = None) -> ForkedProcess:
         """Fork a kernel that runs ``ipykernel`` with ``argv`` (``-f CONNECTION_FILE ...``)."""
         if self.proc.poll() is not None:
             raise KernelStartError(f"the grading kernel server has exited:\n{self.log_tail()}")
-        request = {"argv": argv, "cwd": cwd, "env": env, "limits": limits or {}, "uid": uid, "log": log,
-                   "guard": guard}
+        request = {"argv": argv, "cwd": cwd, "env": env, "limits": limits or {}, "uid": uid, "log": log}
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         conn.settimeout(60)
         conn.connect(str(self.socket_path))
@@ -187,7 +186,7 @@ class ForkProvisioner(LocalProvisioner):
             # jupyter_client wrote it 0600 for us; the kernel runs as its own user.
             os.chown(km.connection_file, km.uid, km.uid)
         self.process = km.zygote.spawn(argv, cwd=cwd, env=env, limits=km.limits, uid=km.uid,
-                                       log=km.kernel_log, guard=km.guard)
+                                       log=km.kernel_log)
         self.pid = self.process.pid
         self.pgid = None  # signals go through ForkedProcess (the zygote), never os.killpg here
         self.cwd = cwd
@@ -215,8 +214,6 @@ class ForkKernelManager(AsyncKernelManager):
     kernel_env = AnyTrait(None, allow_none=True, help="environment of the kernel")
     kernel_cwd = AnyTrait(None, allow_none=True, help="working directory of the kernel")
     kernel_log = AnyTrait(None, allow_none=True, help="file for the kernel's own stdout/stderr")
-    guard = AnyTrait(True, help="install autograder.guard in the kernel (tests turn it off to show "
-                                "what it prevents)")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -89,10 +89,6 @@ def _run_kernel(request: dict) -> None:
     app = IPKernelApp.instance()
     app.initialize(request["argv"])
     _retarget_log_handlers()
-    if request.get("guard", True):
-        from autograder import guard
-
-        guard.install(app.shell)  # before any student code runs
     app.start()
 
 

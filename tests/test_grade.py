@@ -338,20 +338,22 @@ def test_fork_storm_is_capped(hostile_class):
     assert m and int(m.group(1)) < 100, "the process limit did not stop the fork storm"
 
 
-def test_monkeypatching_is_caught(hostile_class):
+def test_monkeypatching_decides_nothing(hostile_class):
+    """The patched test tools live in the student's kernel; the judge's test cells never see
+    them, so the real wrong answers score 0 and no test output comes from the student."""
     nb = read(hostile_class["root"] / "autograded" / "h_monkeypatch" / A / f"{A}.ipynb")
-    # Every test cell failed (the scores are checked above); the guard said why.
-    text = json.dumps([c.get("outputs", []) for c in nb.cells])
-    assert "GRADER-TAMPER" in text
+    tests = [c for c in nb.cells if nbgrader_meta(c).get("grade_id") in AUTO]
+    assert tests and all(c.get("execution_count") is None for c in tests)  # not run in the kernel
 
 
-def test_without_the_guard_the_monkeypatching_would_score(tmp_path, sandbox):
-    """The attack is real: the same wrong answers and patches, graded with the guard off, earn
-    points. (Without `__builtins__ = None`: with no guard, that line alone breaks every cell.)"""
+def test_without_the_judge_the_monkeypatching_would_score(tmp_path, sandbox):
+    """The attack is real: the same wrong answers and patches, graded with the test cells in
+    the student's own kernel (as plain nbgrader does), earn points. (Without `__builtins__ =
+    None`: in the student's kernel, that line alone breaks every cell.)"""
     klass = tmp_path / "class"
     _write(_monkeypatched(builtins_none=False), klass / "h_monkeypatch.ipynb")
     root = _course(tmp_path / "course")
-    grade(A, klass, tmp_path / "out", course_root=root, sandbox=sandbox, limits=LIMITS, guard=False)
+    grade(A, klass, tmp_path / "out", course_root=root, sandbox=sandbox, limits=LIMITS, judge=False)
     row = next(csv.DictReader(open(tmp_path / "out" / "grades.csv")))
     assert float(row["score"]) > 0, row
 
