@@ -219,6 +219,19 @@ def leaked_lines(page: str, secrets: set[str]) -> list[str]:
     return sorted(s for s in secrets if " ".join(s.split()) in flat)
 
 
+def withhold_if_leaking(page: str, secrets: set[str], assignment: str) -> tuple[str, list[str]]:
+    """``(page, [])`` when the page shows no secret line; otherwise a short page that says the
+    feedback is withheld, and the secret lines it would have shown. Since the judge runs the
+    hidden tests outside the student's kernel this should never trigger; it is the last check
+    in case a future template or judge output shows test source."""
+    leaked = leaked_lines(page, secrets)
+    if not leaked:
+        return page, []
+    return not_shown_page(assignment, "feedback withheld",
+                          "Your feedback page would show parts of the hidden tests, so it is withheld; "
+                          "your grade is not affected. Ask your instructor."), leaked
+
+
 def not_shown_page(assignment: str, title: str, reason: str) -> str:
     a = html.escape(assignment)
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{a}</title></head><body>"

@@ -569,7 +569,7 @@ def _feedback(run: GradingRun, results: dict[str, Result], out_dir: Path, jobs: 
     is replaced too when a page is withheld (``nbgrader release_feedback`` sends that one)."""
     from queue import Queue
 
-    from autograder.feedback import leaked_lines, not_shown_page, secret_lines
+    from autograder.feedback import not_shown_page, secret_lines, withhold_if_leaking
     from autograder.feedback_worker import FeedbackTimeout, FeedbackWorker
 
     source_nb = run.course_root / "solutions" / run.assignment / f"{run.assignment}.ipynb"
@@ -597,13 +597,10 @@ def _feedback(run: GradingRun, results: dict[str, Result], out_dir: Path, jobs: 
                                            "Your feedback could not be generated "
                                            f"({answer.get('error') or 'no page'}); your grade is not affected.")
         page = made.read_text(encoding="utf-8", errors="replace")
-        leaked = leaked_lines(page, secrets)
+        page, leaked = withhold_if_leaking(page, secrets, run.assignment)
         if leaked:
             log.error("feedback of %s withheld: it shows %d hidden-test line(s), e.g. %r", student, len(leaked),
                       leaked[0][:80])
-            page = not_shown_page(run.assignment, "feedback withheld",
-                                  "Your feedback page would show parts of the hidden tests, so it is withheld; "
-                                  "your grade is not affected. Ask your instructor.")
             made.write_text(page, encoding="utf-8")
         return student, page
 

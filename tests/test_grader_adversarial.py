@@ -375,13 +375,26 @@ def test_the_forgery_scores_with_the_judge_off(without_judge, student):
 
 def test_nothing_ran_in_the_grader(attacked):
     """No pickle was loaded and no Lambda layer ran on the trusted side: their marks would be
-    in the judge's outputs (the graded notebook) or in the grading log."""
+    in the judge's outputs (the test cells of the graded notebook) or in the grading log. The
+    student's own cells may show them: there the student's code ran in the student's kernel
+    (the Lambda layer does, in the training cell)."""
     log = (attacked["out"] / "grading.log").read_text()
+    marks = ("UNPICKLED-IN-THE-GRADER", "LAMBDA-RAN-IN-THE-GRADER")
     for student in ("a_pickled_npy", "a_lambda_model"):
-        outputs = json.dumps([c.get("outputs", []) for c in read(
-            attacked["root"] / "autograded" / student / A / f"{A}.ipynb").cells])
-        assert "UNPICKLED-IN-THE-GRADER" not in outputs and "LAMBDA-RAN-IN-THE-GRADER" not in outputs
-    assert "UNPICKLED-IN-THE-GRADER" not in log and "LAMBDA-RAN-IN-THE-GRADER" not in log
+        cells = read(attacked["root"] / "autograded" / student / A / f"{A}.ipynb").cells
+        judged = json.dumps([c.get("outputs", []) for c in cells if _is_test_cell(c)])
+        assert "ChannelError" in judged  # the judge refused the reply: its own outputs are here
+        assert not [m for m in marks if m in judged], student
+    assert not [m for m in marks if m in log]
+    # The Lambda layer did run, in the student's kernel: the marker is not a dead check.
+    student_side = json.dumps([c.get("outputs", []) for c in read(
+        attacked["root"] / "autograded" / "a_lambda_model" / A / f"{A}.ipynb").cells])
+    assert "LAMBDA-RAN-IN-THE-GRADER" in student_side
+
+
+def _is_test_cell(cell) -> bool:
+    meta = cell.metadata.get("nbgrader", {})
+    return cell.cell_type == "code" and meta.get("grade") and not meta.get("solution")
 
 
 def _secret_lines() -> set[str]:

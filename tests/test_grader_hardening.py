@@ -20,7 +20,8 @@ import pytest
 from autograder.grading import Limits, grade
 from autograder.notebook import read
 from autograder.sandbox import Sandbox
-from autograder.notebook import cells_by_grade_id, hidden_tests
+from autograder.feedback import secret_lines
+from autograder.notebook import cells_by_grade_id
 from test_grade import A, FULL, SOLUTION, SOURCE, WRITTEN, _cell_scores, _course, _nb, _write
 from test_grader_units import _active_content
 
@@ -241,19 +242,20 @@ def test_a_pathological_cell_gets_its_feedback(graded):
     assert "test_softmax: passed, 2 of 2 points" in page
 
 
-def test_feedback_that_would_show_hidden_tests_is_withheld(graded):
-    # The attack worked in the kernel: the executed notebook shows the hidden tests...
-    hidden = [ln.strip() for c in SOURCE.cells for ln in hidden_tests(c.source).splitlines()
-              if len(ln.strip()) > 25]
-    assert any(ln in _outputs(graded, "h_leak") for ln in hidden)
-    # ...but its feedback page does not, nor nbgrader's copy that release_feedback would send.
+def test_printing_the_history_shows_no_hidden_test(graded):
+    """``print("\\n".join(In))`` once showed every hidden test: they ran in the student's
+    kernel. Now the judge runs them, so the history holds none, and the feedback needs no
+    withholding (that last check is tested in test_grader_units)."""
+    secrets = secret_lines(SOURCE)
+    assert len(secrets) > 5
+    outputs = _outputs(graded, "h_leak")
+    assert "def softmax" in outputs  # the attack ran: the history was printed
+    assert not [ln for ln in secrets if ln in outputs]
     for page in (graded["out"] / "feedback" / "h_leak" / f"{A}.html",
                  graded["root"] / "feedback" / "h_leak" / A / f"{A}.html"):
         text = html.unescape(page.read_text())
-        assert "feedback withheld" in text
-        assert not [ln for ln in hidden if ln in text]
-    assert "feedback of h_leak withheld" in graded["log"]
-    assert "withheld" not in (graded["out"] / "feedback" / "honest" / f"{A}.html").read_text()
+        assert "test_softmax" in text and "feedback withheld" not in text
+    assert "withheld" not in graded["log"]
 
 
 def test_feedback_runs_no_student_script(graded):

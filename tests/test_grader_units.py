@@ -359,6 +359,18 @@ def test_leak_scan_finds_hidden_lines_in_highlighted_code_and_outputs():
     assert leaked_lines("<pre>assert f(1) == 1</pre>", secrets) == []
 
 
+def test_a_page_showing_a_hidden_line_is_withheld():
+    from autograder.feedback import withhold_if_leaking
+
+    secrets = {"assert f(-2.5) == -2.5, 'negative input'"}
+    honest = "<pre>test_f: passed, 2 of 2 points</pre>"
+    assert withhold_if_leaking(honest, secrets, "ps0") == (honest, [])
+    leaking = "<pre>assert f(-2.5) == -2.5, &#39;negative input&#39;</pre>"
+    page, leaked = withhold_if_leaking(leaking, secrets, "ps0")
+    assert leaked == sorted(secrets)
+    assert "feedback withheld" in page and "negative input" not in page
+
+
 def _feedback_target(config, student):
     """A FeedbackWorker target for the test below (runs in the worker process)."""
     if student == "slow":
