@@ -30,7 +30,7 @@ book: env
 	@echo "Open _build/html/index.html"
 
 test: env sysdeps
-	$(BIN)/python -m pytest -v tests
+	$(BIN)/python -m pytest -v --durations=25 tests
 
 # Debian packages, listed only here. The book needs the real Fashion-MNIST files
 # (/usr/share/datasets/fashion-mnist, linked into the Keras cache by dlcourse.data), so

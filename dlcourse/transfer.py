@@ -1,7 +1,7 @@
 """Pretrained convolutional bases and the cats-vs-dogs data, in both data profiles.
 
 Chapter 4 (transfer learning) runs offline, so it cannot download ImageNet weights. In the
-``small`` profile it trains its own little base on the digits 0-4 and saves it in
+``small`` profile it trains its own little base on Fashion-MNIST classes 0-4 and saves it in
 ``dlcourse.data.cache_dir("models")``; :func:`pretrained_base` loads that file. In the
 ``full`` profile (a networked GPU kernel) the same call returns a real Keras application
 with ImageNet weights, and :func:`load_cats_vs_dogs` gives the classic small cats-vs-dogs
@@ -37,7 +37,7 @@ APPLICATIONS = {
 WEIGHT_FILE_PREFIX = {"vgg16": "vgg16_weights_", "mobilenet_v2": "mobilenet_v2_weights_"}
 DEFAULT_INPUT_SHAPE = (180, 180, 3)
 #: File name of the chapter's own base (small profile), inside ``cache_dir("models")``.
-SMALL_BASE_FILE = "digits04_conv_base.keras"
+SMALL_BASE_FILE = "fashion04_conv_base.keras"
 
 
 def small_base_path() -> Path:
@@ -57,7 +57,7 @@ def pretrained_base(name: str = "vgg16", input_shape=None, profile: str | None =
 
     full: ``keras.applications.VGG16`` or ``MobileNetV2`` with ImageNet weights, for color
     images of ``input_shape`` (default 180x180x3); Keras downloads the weights once.
-    small: the chapter's own base, trained on the digits 0-4 (32x32x1 gray images in [0, 1])
+    small: the chapter's own base, trained on Fashion-MNIST classes 0-4 (28x28x1 gray images in [0, 1])
     and saved at :func:`small_base_path`; ``name`` is only checked, and ``input_shape``, if
     given, must match the saved base. A missing file raises ``FileNotFoundError`` that says
     how to make it.
@@ -75,7 +75,7 @@ def pretrained_base(name: str = "vgg16", input_shape=None, profile: str | None =
     if not path.exists():
         raise FileNotFoundError(
             f"No pretrained base at {path}. In the 'small' profile the base is the one chapter 4 "
-            f"trains on the digits 0-4: run the chapter's section 'Pretrained networks' once "
+            f"trains on Fashion-MNIST classes 0-4: run the chapter's section 'Pretrained networks' once "
             f"(it saves the file there), or use profile='full' on a networked kernel for "
             f"ImageNet {APPLICATIONS[key][0]}.")
     base = keras.models.load_model(path)
