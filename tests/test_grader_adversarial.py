@@ -27,8 +27,8 @@ from autograder.sandbox import Sandbox
 from test_grade import A, AUTO, FULL, SOLUTION, SOURCE, ZERO, _cell_scores, _course, _write
 
 LIMITS = Limits(cell_seconds=20, notebook_seconds=150)
-BLANK_FNS = ["softmax", "cross_entropy", "sgd_momentum", "rmsprop", "adam", "k_fold_indices",
-             "standardize", "build_mlp"]
+BLANK_FNS = ["softmax", "cross_entropy", "two_layer_net", "sgd_momentum", "rmsprop", "adam",
+             "k_fold_indices", "standardize", "build_mlp"]
 
 # Bind every graded name to an object (``{obj}``) after the cell's own stub.
 EVERYWHERE = "\nfor _n in {names!r}:\n    globals()[_n] = (lambda *a, **k: {obj})\n"

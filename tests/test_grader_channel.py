@@ -164,6 +164,11 @@ def peek(z):
 def slow(z):
     import time
     time.sleep(30)
+
+def scale_in_place(params, x):
+    params["W"] *= 2      # modifies the caller's dict of arrays
+    x[0] = -1.0
+    return float(params["W"].sum())
 '''
 
 
@@ -196,6 +201,16 @@ def test_hostile_returns_through_a_real_kernel(kernel):
         kernel.call("not_defined", 1)
     frames = kernel.call("peek", 1)
     assert "expected" not in frames
+
+
+def test_changes_to_array_arguments_come_back_to_the_graders_objects(kernel):
+    """A test of "params is not modified" sees what the student's function did in its kernel:
+    top-level arrays and the arrays of a dict argument are written back into the grader's."""
+    params, x, b = {"W": np.ones((2, 2)), "b": np.zeros(2)}, np.zeros(3), np.ones(2)
+    assert kernel.call("scale_in_place", params, x) == 8.0
+    assert params["W"].tolist() == [[2.0, 2.0], [2.0, 2.0]] and params["b"].tolist() == [0.0, 0.0]
+    assert x.tolist() == [-1.0, 0.0, 0.0]
+    assert kernel.call("softmax", b[None, :]).shape == (1, 2) and b.tolist() == [1.0, 1.0]
 
 
 def test_the_graders_functions_are_called_back_over_stdin(kernel):

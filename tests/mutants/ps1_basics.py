@@ -380,3 +380,76 @@ ACCEPTED: dict[str, dict[str, str]] = {
             """,
     },
 }
+
+
+# two_layer_net: the solution, with each plausible slip of a hand-written backward pass.
+_TWO_LAYER_NET = """
+def two_layer_net(params, x, y, reg=0.0):
+    W1, b1, W2, b2 = (np.asarray(params[k], dtype=np.float64) for k in ("W1", "b1", "W2", "b2"))
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.int64)
+    n = x.shape[0]
+    pre = x @ W1 + b1
+    h = np.maximum(pre, 0.0)
+    s = h @ W2 + b2
+    shifted = s - s.max(axis=1, keepdims=True)
+    log_p = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    loss = -log_p[np.arange(n), y].mean() + reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2))
+    ds = np.exp(log_p)
+    ds[np.arange(n), y] -= 1.0
+    ds /= n
+    dh = ds @ W2.T
+    dpre = dh * (pre > 0)
+    grads = {"W1": x.T @ dpre + 2 * reg * W1, "b1": dpre.sum(axis=0),
+             "W2": h.T @ ds + 2 * reg * W2, "b2": ds.sum(axis=0)}
+    return float(loss), grads
+"""
+
+
+def _tln(*edits):
+    src = _TWO_LAYER_NET
+    for old, new in edits:
+        assert old in src, old
+        src = src.replace(old, new)
+    return src
+
+
+MUTANTS["two_layer_net"] = {
+    "no ReLU mask in the backward pass": _tln(("dpre = dh * (pre > 0)", "dpre = dh")),
+    "gradients not divided by N": _tln(("    ds /= n\n", "")),
+    "regularization gradient without its factor 2": _tln(
+        ("x.T @ dpre + 2 * reg * W1", "x.T @ dpre + reg * W1"), ("h.T @ ds + 2 * reg * W2", "h.T @ ds + reg * W2")),
+    "regularization applied to the biases too": _tln(
+        ("reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2))", "reg * (np.sum(W1 ** 2) + np.sum(W2 ** 2) + np.sum(b1 ** 2) + np.sum(b2 ** 2))"),
+        ('"b1": dpre.sum(axis=0)', '"b1": dpre.sum(axis=0) + 2 * reg * b1'),
+        ('"b2": ds.sum(axis=0)}', '"b2": ds.sum(axis=0) + 2 * reg * b2}')),
+    "softmax gradient without the one-hot subtraction": _tln(("    ds[np.arange(n), y] -= 1.0\n", "")),
+    "transposed weight gradients": _tln(("x.T @ dpre", "(x.T @ dpre).T"), ("h.T @ ds", "(h.T @ ds).T")),
+    "penalty with the 1/2 convention (0.5 * reg, gradient reg * W)": _tln(
+        ("reg * (np.sum(W1 ** 2)", "0.5 * reg * (np.sum(W1 ** 2)"),
+        ("x.T @ dpre + 2 * reg * W1", "x.T @ dpre + reg * W1"), ("h.T @ ds + 2 * reg * W2", "h.T @ ds + reg * W2")),
+    "mask taken after the ReLU on the wrong side (h < 0)": _tln(("dpre = dh * (pre > 0)", "dpre = dh * (pre <= 0)")),
+    "unstable softmax (no max shift)": _tln(("shifted = s - s.max(axis=1, keepdims=True)", "shifted = s")),
+    "modifies params in place": _tln(
+        ('W1, b1, W2, b2 = (np.asarray(params[k], dtype=np.float64) for k in ("W1", "b1", "W2", "b2"))',
+         'W1, b1, W2, b2 = (params[k] for k in ("W1", "b1", "W2", "b2"))\n    W1 *= 1.0 + 1e-3')),
+}
+
+ACCEPTED["two_layer_net"] = {
+    "mask from the activations, one-hot matrix, no float() on the loss terms": """
+        def two_layer_net(params, x, y, reg=0.0):
+            W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
+            y = np.asarray(y)
+            n = len(y)
+            h = np.maximum(0, x @ W1 + b1)
+            s = h @ W2 + b2
+            e = np.exp(s - np.max(s, axis=1, keepdims=True))
+            p = e / e.sum(axis=1, keepdims=True)
+            onehot = np.eye(W2.shape[1])[y]
+            loss = float(-np.sum(onehot * np.log(p)) / n + reg * np.sum(W1 * W1) + reg * np.sum(W2 * W2))
+            ds = (p - onehot) / n
+            dh = (ds @ W2.T) * (h > 0)
+            return loss, {"W1": x.T @ dh + 2 * reg * W1, "b1": np.sum(dh, axis=0),
+                          "W2": h.T @ ds + 2 * reg * W2, "b2": np.sum(ds, axis=0)}
+        """,
+}
