@@ -10,6 +10,11 @@ in the grading; a rejected ACCEPTED answer is an unfair test.
 
 The real solutions are the positive control: they must pass the visible and the hidden
 part of every test cell. A new assignment without a mutants module fails here.
+
+The set-up cells (data loading, ps4's pretraining) run once per assignment, not once per
+mutant: every case starts from a copy of that namespace (arrays copied, every random
+generator re-seeded), then runs the answer cells and the mutant.
+``test_one_pass_gives_the_same_verdicts`` runs a sample both ways and compares.
 """
 
 from __future__ import annotations
@@ -65,14 +70,46 @@ def _quiet():
         yield
 
 
-def _namespace(a: Assignment) -> dict:
-    """A fresh namespace with what a test cell sees: set-up cells, then every answer cell."""
+def _setup_namespace(a: Assignment) -> dict:
     ns: dict = {"__name__": f"{a.id.replace('-', '_')}_grading"}
     for i, source in enumerate(setup_sources(a.nb)):
         exec(compile(source, f"<{a.id} setup cell {i}>", "exec"), ns)
+    return ns
+
+
+def _answers(a: Assignment, ns: dict) -> dict:
     for fn in a.functions:
         exec(compile(a.cells[fn].source, f"<{a.id} answer cell {fn}>", "exec"), ns)
     return ns
+
+
+def _namespace_from_scratch(a: Assignment) -> dict:
+    """What a test cell sees, built from nothing: set-up cells, then every answer cell."""
+    return _answers(a, _setup_namespace(a))
+
+
+SETUP_SEED = 0
+_SETUP: dict[str, dict] = {}  # assignment -> its set-up namespace, built once
+
+
+def _reseed() -> None:
+    """Every case starts from the same generator state, seeded as the set-up cells seed
+    (``dlcourse.setup(seed=0)`` in every assignment). It is not the state they leave behind
+    (they draw numbers too); test_one_pass_gives_the_same_verdicts checks that this changes
+    no verdict."""
+    from dlcourse.seeding import seed_everything
+
+    seed_everything(SETUP_SEED)
+
+
+def _namespace(a: Assignment) -> dict:
+    """A copy of the assignment's set-up namespace (built once), with its arrays copied and
+    the generators re-seeded, then every answer cell: what a test cell sees."""
+    if a.id not in _SETUP:
+        _SETUP[a.id] = _setup_namespace(a)
+    ns = {k: (v.copy() if isinstance(v, np.ndarray) else v) for k, v in _SETUP[a.id].items()}
+    _reseed()
+    return _answers(a, ns)
 
 
 def _run(source: str, ns: dict, label: str) -> None:
@@ -129,3 +166,32 @@ def test_hidden_tests_accept_correct_variant(assignment, fn, variant):
         _run(textwrap.dedent(a.accepted[fn][variant]), ns, f"<variant {fn}: {variant}>")
         _run(visible_tests(source), ns, f"<visible part of test_{fn}>")
         _run(hidden_tests(source), ns, f"<hidden part of test_{fn}>")
+
+
+def _verdict(a: Assignment, ns: dict, fn: str, code: str) -> str:
+    _run(textwrap.dedent(code), ns, f"<case {fn}>")
+    try:
+        _run(hidden_tests(a.cells[f"test_{fn}"].source), ns, f"<hidden part of test_{fn}>")
+    except Exception as exc:  # noqa: BLE001 - any error loses the points
+        return f"rejected ({type(exc).__name__})"
+    return "passed"
+
+
+# Two cases per function (mutants, plus the accepted variants) of the assignments whose
+# set-up is cheap enough to run from scratch each time.
+SAMPLE = [(a, fn, code) for a in ("ps1-basics", "ps2-overfitting") if a in LOADED
+          for fn in LOADED[a].functions
+          for code in list(LOADED[a].mutants.get(fn, {}).values())[:2] + list(LOADED[a].accepted.get(fn, {}).values())]
+
+
+def test_one_pass_gives_the_same_verdicts():
+    """The shared set-up namespace decides every sampled case exactly as a namespace built
+    from scratch does (the way each case ran before)."""
+    assert len(SAMPLE) >= 20
+    for a in ASSIGNMENTS:  # _reseed() seeds as the set-up cells do
+        assert f"dlcourse.setup(seed={SETUP_SEED})" in "".join(setup_sources(LOADED[a].nb)), a
+    with _quiet():
+        shared = [_verdict(LOADED[a], _namespace(LOADED[a]), fn, code) for a, fn, code in SAMPLE]
+        scratch = [_verdict(LOADED[a], _namespace_from_scratch(LOADED[a]), fn, code) for a, fn, code in SAMPLE]
+    assert shared == scratch
+    assert "passed" in shared and any(v.startswith("rejected") for v in shared)
