@@ -12,7 +12,7 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env book-sysdeps sysdeps book test lock release gpu-env kernel readiness bench bench-grading clean
+.PHONY: env book-sysdeps sysdeps book test test-fast lock release gpu-env kernel readiness bench bench-grading clean
 
 env: book-sysdeps $(STAMP)
 
@@ -31,6 +31,10 @@ book: env
 
 test: env sysdeps
 	$(BIN)/python -m pytest -v --durations=25 tests
+
+# The edit loop: what needs no book build, no grading and no TensorFlow kernels.
+test-fast: env
+	$(BIN)/python -m pytest -q -m "not slow" --durations=10 tests
 
 # Debian packages, listed only here. The book needs the real Fashion-MNIST files
 # (/usr/share/datasets/fashion-mnist, linked into the Keras cache by dlcourse.data), so

@@ -38,3 +38,26 @@ def built_book() -> Path:
         pytest.fail(f"jupyter-book build failed ({proc.returncode}):\n"
                     f"{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}")
     return BUILD
+
+
+# Markers, to choose what to run (`make test-fast` runs `-m "not slow"`): set here by module,
+# so that a new test in a slow file is slow too, and every test that needs the built book is.
+SLOW_MODULES = {  # each starts TensorFlow kernels, grades notebooks or builds the book
+    "test_assignments", "test_book", "test_browser", "test_grade", "test_grade_postgres",
+    "test_grader_adversarial", "test_grader_hardening", "test_grader_judge", "test_grading_power",
+    "test_readiness", "test_site", "test_student",
+}
+SANDBOX_MODULES = {"test_grade", "test_grade_postgres", "test_grader_adversarial", "test_grader_hardening"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        module = item.module.__name__.rpartition(".")[2]
+        if module in SLOW_MODULES or "built_book" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.slow)
+        if module in SANDBOX_MODULES:
+            item.add_marker(pytest.mark.sandbox)
+        if module == "test_browser":
+            item.add_marker(pytest.mark.browser)
+        if module == "test_grade_postgres":
+            item.add_marker(pytest.mark.postgres)
