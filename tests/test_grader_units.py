@@ -628,3 +628,29 @@ def test_plain_nbgrader_and_the_formgrader_get_the_same_feedback_preprocessors()
     assert RedactHiddenTests in pre and SanitizeStudentContent in pre
     assert pre.index(RedactHiddenTests) > 0, "after GetGrades, which needs the test outputs"
     assert cfg.HTMLExporter.template_name == "dlc_feedback"
+
+
+def test_the_sandbox_command_line_isolates_the_kernel(tmp_path):
+    """bwrap's arguments, without running them: no network, PID, IPC or UTS namespace
+    shared, the kernel dies with the grader, a private size-capped /tmp, and the only
+    writable binds are the kernel's scratch folder and its socket folder. The course's
+    solutions, tests and the grader's home are not mounted at all."""
+    from autograder import REPO_ROOT
+    from autograder.sandbox import TMPFS_BYTES, Sandbox
+
+    scratch, sockets = tmp_path / "scratch" / "ann", tmp_path / "sockets"
+    cmd = Sandbox("/usr/bin/bwrap").command(["python", "-m", "ipykernel"], scratch, sockets)
+    assert cmd[0] == "/usr/bin/bwrap" and cmd[-4:] == ["--", "python", "-m", "ipykernel"]
+    args = cmd[:cmd.index("--")]
+    for flag in ("--unshare-net", "--unshare-pid", "--unshare-ipc", "--unshare-uts", "--die-with-parent",
+                 "--new-session"):
+        assert flag in args, flag
+    i = args.index("--tmpfs")
+    assert args[i + 1] == "/tmp" and args[i - 2:i] == ["--size", str(TMPFS_BYTES)]
+    binds = [args[k + 1] for k, a in enumerate(args) if a == "--bind"]
+    assert binds == [str(scratch), str(sockets)], binds
+    ro = [Path(args[k + 1]) for k, a in enumerate(args) if a == "--ro-bind"]
+    assert Path("/") not in ro and Path.home() not in ro
+    for secret in (REPO_ROOT / "solutions", REPO_ROOT / "tests", REPO_ROOT, Path.home()):
+        assert not any(secret == p or secret.is_relative_to(p) for p in ro if p not in (Path("/usr"), Path("/etc"))), secret
+    assert args[args.index("--chdir") + 1] == str(scratch)
