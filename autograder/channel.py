@@ -458,8 +458,9 @@ def serve(request: str) -> None:
                                    for j, a in enumerate(args) if layer is a]
         except (ValueError, RecursionError) as exc:
             reply = {"t": "refused", "name": name, "why": str(exc)[:300]}
-    # The array arguments as the function left them, so that the grader's tests can still
-    # check that an input was not modified in place.
+    # The arguments as the function left them: the grader takes back a generator's state and
+    # a model's changes, and fails the call if an array argument changed. (A kernel that
+    # hides a change only hides it: the grader's own arrays are never written to.)
     after = []
     for a in locals().get("args", []):
         try:
@@ -474,13 +475,6 @@ def serve(request: str) -> None:
 
 
 # --------------------------------------------------------------------------- grader side
-
-def _copy_into(mine, theirs) -> None:
-    """Make the grader's array ``mine`` hold what the kernel's copy ``theirs`` became."""
-    if (type(mine) is np.ndarray and mine.flags.writeable and type(theirs) is np.ndarray
-            and theirs.shape == mine.shape):
-        np.copyto(mine, theirs, casting="unsafe")
-
 
 class KernelChannel:
     """The grader's end: asks the kernel behind ``kc`` (a blocking jupyter_client
@@ -534,7 +528,7 @@ class KernelChannel:
                 break
         if reply is None:
             raise ChannelError(f"{name}(...) gave no result")
-        self._write_back(args, after)
+        self._write_back(name, args, after)
         if isinstance(reply, dict) and reply.get("t") == "arg":
             index = reply.get("index")
             if type(index) is not int or not 0 <= index < len(args):
@@ -624,12 +618,20 @@ class KernelChannel:
             pass
 
     @staticmethod
-    def _write_back(args, after) -> None:
-        """Copy what the student's function did to its array arguments into the grader's
-        arrays, as if it had run here: a test of "the input is not modified" still works."""
+    def _write_back(name: str, args, after) -> None:
+        """What the student's function did to its arguments, on the grader's side.
+
+        A random generator's state and a Keras model (flags, compile settings, weights)
+        come back into the grader's objects: ``freeze(model)`` and ``dropout_forward(...,
+        rng)`` act on their arguments by contract. An array argument, or an array in a dict
+        argument (``params``), never does: the contract says inputs are not modified, so a
+        change raises :class:`StudentError` and the test fails. Writing it back instead would
+        let a student steer an expected value that a hidden test computes from that argument
+        after the call.
+        """
         if not isinstance(after, list):
             return
-        for arg, enc in zip(args, after):
+        for index, (arg, enc) in enumerate(zip(args, after)):
             if isinstance(arg, np.random.Generator) and isinstance(enc, dict) and enc.get("t") == "rng":
                 try:
                     arg.bit_generator.state = _rebuild_rng(enc.get("state")).bit_generator.state
@@ -643,20 +645,30 @@ class KernelChannel:
                 except ChannelError:
                     pass
                 continue
-            if type(arg) is dict and enc is not None:  # a dict of arrays, such as params
-                try:
-                    new = decode(enc)
-                except ChannelError:
-                    continue
-                if type(new) is dict:
-                    for key, value in arg.items():
-                        _copy_into(value, new.get(key))
+            if enc is None or not (type(arg) is np.ndarray or type(arg) is dict):
                 continue
-            if enc is not None:
-                try:
-                    _copy_into(arg, decode(enc))
-                except ChannelError:
-                    continue
+            try:
+                new = decode(enc)
+            except (ChannelError, StudentError):
+                continue
+            pairs = ([(f"argument {index + 1}", arg, new)] if type(arg) is np.ndarray else
+                     [(f"argument {index + 1}[{key!r}]", value, new.get(key)) for key, value in arg.items()
+                      if type(value) is np.ndarray] if type(new) is dict else [])
+            for label, mine, theirs in pairs:
+                if _changed(mine, theirs):
+                    raise student_error(name, "InputModified",
+                                        f"the function changed its {label} in place; it must not "
+                                        f"modify its inputs (work on a copy: x = x.copy())")
+
+
+def _changed(mine: np.ndarray, theirs) -> bool:
+    """Whether the kernel's copy of an array argument differs from the grader's original."""
+    if type(theirs) is not np.ndarray or theirs.shape != mine.shape:
+        return True
+    try:
+        return not np.array_equal(mine, theirs, equal_nan=mine.dtype.kind in "fc")
+    except TypeError:
+        return not np.array_equal(mine, theirs)
 
 
 def _to_numpy(value):
