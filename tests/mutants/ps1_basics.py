@@ -436,20 +436,28 @@ MUTANTS["two_layer_net"] = {
 }
 
 ACCEPTED["two_layer_net"] = {
-    "mask from the activations, one-hot matrix, no float() on the loss terms": """
+    "mask from the activations, a one-hot matrix, log-sum-exp written out": """
         def two_layer_net(params, x, y, reg=0.0):
             W1, b1, W2, b2 = params["W1"], params["b1"], params["W2"], params["b2"]
             y = np.asarray(y)
             n = len(y)
             h = np.maximum(0, x @ W1 + b1)
             s = h @ W2 + b2
-            e = np.exp(s - np.max(s, axis=1, keepdims=True))
-            p = e / e.sum(axis=1, keepdims=True)
+            z = s - np.max(s, axis=1, keepdims=True)
+            log_p = z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+            p = np.exp(log_p)
             onehot = np.eye(W2.shape[1])[y]
-            loss = float(-np.sum(onehot * np.log(p)) / n + reg * np.sum(W1 * W1) + reg * np.sum(W2 * W2))
+            loss = float(-np.sum(onehot * log_p) / n + reg * np.sum(W1 * W1) + reg * np.sum(W2 * W2))
             ds = (p - onehot) / n
             dh = (ds @ W2.T) * (h > 0)
             return loss, {"W1": x.T @ dh + 2 * reg * W1, "b1": np.sum(dh, axis=0),
                           "W2": h.T @ ds + 2 * reg * W2, "b2": np.sum(ds, axis=0)}
         """,
 }
+
+# Found by the review of 2026-12-03: stability "fixes" that change the loss.
+MUTANTS["two_layer_net"].update({
+    "scores clipped to +-500 instead of shifted": _tln(("shifted = s - s.max(axis=1, keepdims=True)",
+                                                        "shifted = np.clip(s, -500, 500)")),
+    "one maximum for the whole batch": _tln(("shifted = s - s.max(axis=1, keepdims=True)", "shifted = s - s.max()")),
+})
