@@ -76,6 +76,9 @@ class CallTimeout(ChannelError):
     """The student's function did not return in time (the kernel was interrupted)."""
 
 
+HEARTBEAT_GRACE = 5.0  # seconds without a heartbeat before a kernel counts as gone
+
+
 class KernelGone(ChannelError):
     """The student's kernel stopped answering (it died or was stopped by a limit)."""
 
@@ -493,6 +496,7 @@ class KernelChannel:
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=bool(callbacks))
         reply, after, size = None, None, 0
         deadline = time.monotonic() + self.timeout
+        silent_since = None
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
@@ -504,8 +508,14 @@ class KernelChannel:
                 msg = self.kc.get_iopub_msg(timeout=min(remaining, 0.05 if callbacks else 1.0))
             except queue.Empty:
                 # A kernel that died (or that a limit stopped) sends nothing more: its
-                # heartbeat says so, instead of waiting for the whole timeout.
-                if not self.kc.is_alive():
+                # heartbeat says so, instead of waiting for the whole timeout. One missed
+                # heartbeat (1 s) is not death on a loaded machine: it must stay silent for
+                # HEARTBEAT_GRACE seconds.
+                if self.kc.is_alive():
+                    silent_since = None
+                elif silent_since is None:
+                    silent_since = time.monotonic()
+                elif time.monotonic() - silent_since > HEARTBEAT_GRACE:
                     raise KernelGone(f"the kernel stopped while {name}(...) ran") from None
                 continue
             if msg.get("parent_header", {}).get("msg_id") != msg_id:

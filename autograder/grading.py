@@ -280,11 +280,11 @@ def _pooled_execute_class(grading_run: GradingRun):
             return result
 
         def _start_judge(self) -> None:
-            """Fork and set up this student's judge. A judge kernel that dies before it
-            answers kernel_info (seen on the first forks of a run, right after a killed run
-            on the same machine) is the grader's failure, not the student's: try a fresh
-            one, up to JUDGE_STARTS times. The judge runs no student code, so a retry changes
-            no verdict."""
+            """Fork and set up this student's judge. A judge kernel that fails to start is the
+            grader's failure, not the student's: try a fresh one, up to JUDGE_STARTS times.
+            The judge runs no student code, so a retry changes no verdict. (A judge that
+            starts but cannot reach the student's kernel is not retried here: its bootstrap
+            cell retries, and failed_setup() reports it.)"""
             for attempt in range(1, JUDGE_STARTS + 1):
                 self._judge, self._judge_folder = self.run.new_judge(self._km.connection_file)
                 try:

@@ -38,7 +38,18 @@ from autograder.channel import KernelChannel as _KernelChannel, StudentFunction 
 _student_kc = _jc.BlockingKernelClient()
 _student_kc.load_connection_file({connection_file!r})
 _student_kc.start_channels()
-_student_kc.wait_for_ready(timeout=60)
+# wait_for_ready() gives up ("Kernel died before replying to kernel_info") when one heartbeat
+# is missed (jupyter_client's HBChannel waits 1 s), which happens on a loaded machine while
+# the kernel is alive: try again, up to 6 times.
+import time as _time
+for _attempt in range(6):
+    try:
+        _student_kc.wait_for_ready(timeout=60)
+        break
+    except RuntimeError:
+        if _attempt == 5:
+            raise
+        _time.sleep(2)
 _channel = _KernelChannel(_student_kc, timeout={call_timeout!r})
 '''
 
