@@ -279,28 +279,11 @@ def _pooled_execute_class(grading_run: GradingRun):
             self._finished.add(index)
             return result
 
-        def _start_judge(self) -> None:
-            """Fork and set up this student's judge. A judge kernel that fails to start is the
-            grader's failure, not the student's: try a fresh one, up to JUDGE_STARTS times.
-            The judge runs no student code, so a retry changes no verdict. (A judge that
-            starts but cannot reach the student's kernel is not retried here: its bootstrap
-            cell retries, and failed_setup() reports it.)"""
-            for attempt in range(1, JUDGE_STARTS + 1):
-                self._judge, self._judge_folder = self.run.new_judge(self._km.connection_file)
-                try:
-                    self._judge.__enter__()
-                    return
-                except Exception as exc:
-                    self._close_judge()
-                    if attempt == JUDGE_STARTS:
-                        raise
-                    log.warning("%s: the judge did not start (%s: %s); starting another (%d of %d)",
-                                self._student, type(exc).__name__, str(exc)[:200], attempt + 1, JUDGE_STARTS)
-
         def _verdict(self, grade_id: str) -> list:
             try:
                 if self._judge is None and self._judge_failed is None:
-                    self._start_judge()
+                    self._judge, self._judge_folder = self.run.new_judge(self._km.connection_file)
+                    self._judge.__enter__()
                 if self._judge_failed is None:
                     return self._judge.run_test(grade_id)
             except Exception as exc:  # the judge itself failed: no verdict, no points
@@ -773,7 +756,6 @@ def _start_kernels(run: GradingRun, sandbox, tmp: Path):
 
 
 JUDGE_PRELOAD = ["jupyter_client", "autograder.channel"]
-JUDGE_STARTS = 3  # attempts to start one student's judge (see PooledExecute._start_judge)
 
 
 def _log_to(path: Path) -> None:
