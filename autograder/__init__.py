@@ -13,7 +13,9 @@ SOLUTIONS = REPO_ROOT / "solutions"
 EXERCISES = REPO_ROOT / "exercises"
 
 
-def assignments() -> list[str]:
-    """Ids of the assignments that have an instructor source in solutions/."""
-    return sorted(p.name for p in SOLUTIONS.iterdir()
-                  if p.is_dir() and (p / f"{p.name}.ipynb").exists()) if SOLUTIONS.is_dir() else []
+def assignments(course_root: Path | None = None) -> list[str]:
+    """Ids of the assignments that have an instructor source in solutions/ (of this repository,
+    or of the nbgrader course folder ``course_root``)."""
+    solutions = SOLUTIONS if course_root is None else Path(course_root) / "solutions"
+    return sorted(p.name for p in solutions.iterdir()
+                  if p.is_dir() and (p / f"{p.name}.ipynb").exists()) if solutions.is_dir() else []

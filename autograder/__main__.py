@@ -7,6 +7,13 @@
     folders, a .zip of either, or nothing (what nbgrader collect put in submitted/). Writes
     DIR/grades.csv (a column per graded cell) and DIR/feedback/<student>/ASSIGNMENT.html.
     The exit code is non-zero only when the command itself could not run.
+    ``--shard K/N --db URL``: grade only shard K (0 .. N-1) of the class, so that N graders on
+    N machines share the work and one gradebook.
+``python -m autograder register ASSIGNMENT --db URL``
+    record the assignment in a shared gradebook, once, before sharded graders start.
+``python -m autograder export ASSIGNMENT --db URL --out DIR [--feedback SHARD_OUT ...]``
+    the whole class's DIR/grades.csv from the gradebook alone, and the shards' feedback
+    gathered into DIR/feedback/.
 """
 
 from __future__ import annotations
@@ -89,7 +96,7 @@ def _grade(args) -> int:
             results = grade(args.assignment, Path(args.submissions) if args.submissions else None,
                             Path(args.out), course_root=Path(args.course), db_url=args.db,
                             jobs=args.jobs, force=args.force, limits=limits, sandbox=sandbox,
-                            progress=progress)
+                            progress=progress, shard=args.shard)
         except GradeCommandError as exc:
             console.print(f"[red]{exc}[/red]", soft_wrap=True)
             return 2
@@ -106,6 +113,59 @@ def _grade(args) -> int:
     console.print(table)
     console.print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}/")
     return 0
+
+
+def _register(args) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from autograder.gradebook import GradebookError, register_assignment
+
+    known = assignments(Path(args.course))
+    if args.assignment not in known:
+        print(f"no instructor source for {args.assignment!r} in {args.course}/solutions; known assignments: {known}")
+        return 2
+    try:
+        recorded = register_assignment(args.assignment, Path(args.course).resolve(), args.db)
+    except (GradebookError, SQLAlchemyError, ImportError) as exc:
+        print(f"cannot register {args.assignment} in {_shown(args.db)}: {exc}")
+        return 2
+    print(f"{args.assignment}: {'registered in' if recorded else 'already in'} {_shown(args.db)}")
+    return 0
+
+
+def _export(args) -> int:
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from autograder.gradebook import GradebookError, export_class
+
+    try:
+        done = export_class(args.assignment, args.db, Path(args.out), course_root=Path(args.course),
+                            feedback_from=[Path(p) for p in args.feedback])
+    except (GradebookError, SQLAlchemyError, ImportError) as exc:
+        print(f"cannot export {args.assignment} from {_shown(args.db)}: {exc}")
+        return 2
+    print(f"{args.assignment}: {done['students']} students -> {Path(args.out) / 'grades.csv'}")
+    if args.feedback:
+        print(f"feedback of {done['feedback']} students -> {Path(args.out) / 'feedback'}/")
+        if done["missing_feedback"]:
+            print(f"no feedback page in the given folders for: {', '.join(done['missing_feedback'])}")
+            return 1
+    return 0
+
+
+def _shown(db_url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(db_url).render_as_string(hide_password=True)
+
+
+def _shard(text: str) -> tuple[int, int]:
+    from autograder.gradebook import parse_shard
+
+    try:
+        return parse_shard(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _uid_range(text: str) -> range:
@@ -155,10 +215,30 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--kernel-uids", dest="kernel_uids", type=_uid_range, default=None, metavar="FIRST-LAST",
                    help="user ids the sandboxed kernels run as, none of them an account or group of this "
                         "machine (default: c.GradingSandbox.kernel_uids in nbgrader_config.py, 61000-61099)")
+    g.add_argument("--shard", type=_shard, default=None, metavar="K/N",
+                   help="grade only shard K of N (K = 0 .. N-1, as Kubernetes' JOB_COMPLETION_INDEX); "
+                        "needs --db, shared by all shards, and `register` first")
+
+    r = sub.add_parser("register", help="record an assignment in a shared gradebook before sharded grading")
+    r.add_argument("assignment")
+    r.add_argument("--db", required=True, help="gradebook URL, e.g. postgresql://user@host/db")
+    r.add_argument("--course", default=str(REPO_ROOT), help="nbgrader course folder with solutions/")
+
+    e = sub.add_parser("export", help="the class's grades.csv from the gradebook; gather the shards' feedback")
+    e.add_argument("assignment")
+    e.add_argument("--db", required=True, help="gradebook URL, e.g. postgresql://user@host/db")
+    e.add_argument("--out", required=True, help="folder for grades.csv and feedback/")
+    e.add_argument("--course", default=str(REPO_ROOT), help="nbgrader course folder with solutions/")
+    e.add_argument("--feedback", nargs="*", default=[], metavar="SHARD_OUT",
+                   help="the shards' --out folders, whose feedback/ is gathered into OUT/feedback")
     args = parser.parse_args(argv)
 
     if args.command == "release":
         return _release(parser, args.assignment)
+    if args.command == "register":
+        return _register(args)
+    if args.command == "export":
+        return _export(args)
     return _grade(args)
 
 

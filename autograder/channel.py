@@ -464,17 +464,25 @@ def serve(request: str) -> None:
     # The arguments as the function left them: the grader takes back a generator's state and
     # a model's changes, and fails the call if an array argument changed. (A kernel that
     # hides a change only hides it: the grader's own arrays are never written to.)
-    after = []
-    for a in locals().get("args", []):
-        try:
-            keras = sys.modules.get("keras")
-            keep = type(a) is np.ndarray or isinstance(a, np.random.Generator) or (
-                keras is not None and isinstance(a, keras.Model)) or (
-                type(a) is dict and all(type(v) is np.ndarray for v in a.values()))  # params
-            after.append(encode(a) if keep else None)
-        except ValueError:
-            after.append(None)
-    publish_display_data({RESULT_MIME: {"id": req["id"], "value": reply, "args_after": after}})
+    after = [_kernel_after(a) for a in locals().get("args", [])]
+    kwargs_after = {k: _kernel_after(v) for k, v in locals().get("kwargs", {}).items()}
+    publish_display_data({RESULT_MIME: {"id": req["id"], "value": reply, "args_after": after,
+                                        "kwargs_after": kwargs_after}})
+
+
+def _kernel_after(a):
+    """An argument as the student's function left it, when the grader checks or takes it back:
+    arrays, a dict of arrays (``params``), a list or tuple of arrays (``weights``), a random
+    generator, a Keras model. Anything else: None."""
+    keras = sys.modules.get("keras")
+    keep = type(a) is np.ndarray or isinstance(a, np.random.Generator) or (
+        keras is not None and isinstance(a, keras.Model)) or (
+        type(a) is dict and all(type(v) is np.ndarray for v in a.values())) or (
+        type(a) in (list, tuple) and all(type(v) is np.ndarray for v in a))
+    try:
+        return encode(a) if keep else None
+    except ValueError:
+        return None
 
 
 # --------------------------------------------------------------------------- grader side
@@ -494,7 +502,7 @@ class KernelChannel:
                               "kwargs": {k: encode(v, callbacks=callbacks) for k, v in kwargs.items()}})
         code = f"__import__('autograder.channel', fromlist=['serve']).serve({request!r})"
         msg_id = self.kc.execute(code, silent=False, store_history=False, allow_stdin=bool(callbacks))
-        reply, after, size = None, None, 0
+        reply, after, kwargs_after, size = None, None, None, 0
         deadline = time.monotonic() + self.timeout
         silent_since = None
         while True:
@@ -530,6 +538,7 @@ class KernelChannel:
                 if isinstance(payload, dict) and payload.get("id") == call_id and reply is None:
                     reply = payload.get("value")
                     after = payload.get("args_after")
+                    kwargs_after = payload.get("kwargs_after")
             elif kind == "stream":
                 size += len(msg["content"].get("text", ""))
                 if size > MAX_BYTES:
@@ -539,6 +548,10 @@ class KernelChannel:
         if reply is None:
             raise ChannelError(f"{name}(...) gave no result")
         self._write_back(name, args, after)
+        if isinstance(kwargs_after, dict):
+            keys = [k for k in kwargs if k in kwargs_after]
+            self._write_back(name, [kwargs[k] for k in keys], [kwargs_after[k] for k in keys],
+                             labels=[f"argument {k}=" for k in keys])
         if isinstance(reply, dict) and reply.get("t") == "arg":
             index = reply.get("index")
             if type(index) is not int or not 0 <= index < len(args):
@@ -628,7 +641,7 @@ class KernelChannel:
             pass
 
     @staticmethod
-    def _write_back(name: str, args, after) -> None:
+    def _write_back(name: str, args, after, labels: list[str] | None = None) -> None:
         """What the student's function did to its arguments, on the grader's side.
 
         A random generator's state and a Keras model (flags, compile settings, weights)
@@ -637,11 +650,16 @@ class KernelChannel:
         argument (``params``), never does: the contract says inputs are not modified, so a
         change raises :class:`StudentError` and the test fails. Writing it back instead would
         let a student steer an expected value that a hidden test computes from that argument
-        after the call.
+        after the call. The same holds for a list or tuple of arrays, and for keyword
+        arguments (``labels`` names them).
+
+        ``after`` comes from the student's kernel: whatever it holds, it only ever fails the
+        call or updates a generator or model argument; a malformed entry is ignored.
         """
         if not isinstance(after, list):
             return
         for index, (arg, enc) in enumerate(zip(args, after)):
+            label = labels[index] if labels else f"argument {index + 1}"
             if isinstance(arg, np.random.Generator) and isinstance(enc, dict) and enc.get("t") == "rng":
                 try:
                     arg.bit_generator.state = _rebuild_rng(enc.get("state")).bit_generator.state
@@ -655,19 +673,25 @@ class KernelChannel:
                 except ChannelError:
                     pass
                 continue
-            if enc is None or not (type(arg) is np.ndarray or type(arg) is dict):
+            arrays_in = type(arg) in (list, tuple) and any(type(v) is np.ndarray for v in arg)
+            if enc is None or not (type(arg) is np.ndarray or type(arg) is dict or arrays_in):
                 continue
             try:
                 new = decode(enc)
-            except (ChannelError, StudentError):
+            except (ChannelError, StudentError, RecursionError):
                 continue
-            pairs = ([(f"argument {index + 1}", arg, new)] if type(arg) is np.ndarray else
-                     [(f"argument {index + 1}[{key!r}]", value, new.get(key)) for key, value in arg.items()
-                      if type(value) is np.ndarray] if type(new) is dict else [])
-            for label, mine, theirs in pairs:
+            if type(arg) is np.ndarray:
+                pairs = [(label, arg, new)]
+            elif type(arg) is dict:
+                pairs = [(f"{label}[{key!r}]", value, new.get(key)) for key, value in arg.items()
+                         if type(value) is np.ndarray] if type(new) is dict else []
+            else:  # a list or tuple: each array in it, by position
+                pairs = [(f"{label}[{i}]", value, new[i] if type(new) in (list, tuple) and i < len(new) else None)
+                         for i, value in enumerate(arg) if type(value) is np.ndarray]
+            for where, mine, theirs in pairs:
                 if _changed(mine, theirs):
                     raise student_error(name, "InputModified",
-                                        f"the function changed its {label} in place; it must not "
+                                        f"the function changed its {where} in place; it must not "
                                         f"modify its inputs (work on a copy: x = x.copy())")
 
 

@@ -24,8 +24,6 @@ the gradebook), then ``GenerateFeedback``. What this module adds:
 from __future__ import annotations
 
 import contextlib
-import csv
-import io
 import json
 import logging
 import os
@@ -49,12 +47,11 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import REPO_ROOT, notebook as nbtools
 from autograder.environment import base_environment, kernel_environment
+from autograder.gradebook import (DB_LOCK, GradebookError, GradingState, assignment_registered, course_id,  # noqa: F401
+                                  export_rows, register_assignment, shard_of, write_grades_csv, zero_submission)
 from autograder.submissions import Intake, SubmissionsError, import_submissions
 
 log = logging.getLogger("autograder.grade")
-
-# Only one thread talks to the gradebook at a time.
-DB_LOCK = threading.RLock()
 
 
 class GradeCommandError(RuntimeError):
@@ -421,109 +418,6 @@ def course_config(course_root: Path, db_url: str, run: GradingRun | None = None)
     return cfg
 
 
-# ---------------------------------------------------------------------------------------------
-# Gradebook helpers
-
-
-def course_id() -> str:
-    return PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config().CourseDirectory.course_id
-
-
-def ensure_assignment(assignment: str, course_root: Path, db_url: str) -> None:
-    """Record the assignment in the gradebook (nbgrader generate_assignment) if it is not there."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    from autograder.nbgrader_run import GradingError, release
-
-    with Gradebook(db_url, course_id()) as gb:
-        try:
-            gb.find_assignment(assignment)
-            return
-        except MissingEntry:
-            pass
-    with tempfile.TemporaryDirectory(prefix="dlc-release-") as tmp:
-        try:
-            release(assignment, root=course_root, release_dir=Path(tmp) / "release", db_url=db_url)
-        except GradingError as exc:
-            raise GradeCommandError(str(exc)) from exc
-
-
-def zero_submission(assignment: str, student: str, db_url: str) -> None:
-    """A student with nothing gradable: a submission with 0 on every cell, as nbgrader does for
-    a missing notebook, and no stale autograded copy of an earlier submission."""
-    from nbgrader.api import Gradebook
-
-    with DB_LOCK, Gradebook(db_url, course_id()) as gb:
-        gb.update_or_create_student(student)
-        sub = gb.update_or_create_submission(assignment, student)
-        for nb in sub.notebooks:
-            for grade in nb.grades:
-                grade.auto_score = 0
-                grade.manual_score = None
-                grade.needs_manual_grade = False
-        gb.db.commit()
-
-
-def export_rows(assignment: str, db_url: str, source_nb: Path, students: dict[str, str]) -> tuple[list[str], list[list[str]]]:
-    """grades.csv: a row per student in ``students`` (id -> status), a column per graded cell."""
-    from nbgrader.api import Gradebook, MissingEntry
-
-    nb = nbtools.read(source_nb)
-    grade_ids = [nbtools.nbgrader_meta(c)["grade_id"] for c in nb.cells if nbtools.nbgrader_meta(c).get("grade")]
-    header = ["student_id", "status", "score", "max_score", *grade_ids]
-    rows = []
-    with DB_LOCK, Gradebook(db_url, course_id()) as gb:
-        for student, status in sorted(students.items()):
-            cells, total, max_total = {}, 0.0, 0.0
-            try:
-                sub = gb.find_submission(assignment, student)
-            except MissingEntry:
-                sub = None
-            for nb_sub in (sub.notebooks if sub else []):
-                for grade in nb_sub.grades:
-                    max_total += grade.max_score
-                    pending = grade.manual_score is None and grade.needs_manual_grade
-                    score = None if pending else grade.score
-                    cells[grade.name] = "" if score is None else _fmt(score)
-                    total += score or 0.0
-            rows.append([student, status, _fmt(total), _fmt(max_total),
-                         *[cells.get(g, "") for g in grade_ids]])
-    return header, rows
-
-
-def _fmt(x: float) -> str:
-    return f"{float(x):g}"
-
-
-# ---------------------------------------------------------------------------------------------
-# The state of a class's grading, kept next to the gradebook so that a killed run can resume.
-
-
-class GradingState:
-    def __init__(self, path: Path):
-        self.path = path
-        self.lock = threading.Lock()
-        try:
-            self.data: dict[str, dict] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.data = {}
-
-    def done(self, intake: Intake) -> bool:
-        entry = self.data.get(intake.student)
-        return bool(entry) and entry.get("sha256") == intake.sha256
-
-    def record(self, result: Result) -> None:
-        with self.lock:
-            self.data[result.student] = asdict(result)
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)  # atomic: a kill leaves the old or the new file
-
-
-# ---------------------------------------------------------------------------------------------
-
-
 def _grade_one(run: GradingRun, cfg: Config, intake: Intake) -> Result:
     from nbgrader.coursedir import CourseDirectory
 
@@ -622,8 +516,14 @@ def _feedback(run: GradingRun, results: dict[str, Result], out_dir: Path, jobs: 
 
 def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_root: Path = REPO_ROOT,
           db_url: str | None = None, jobs: int | None = None, force: bool = False,
-          limits: Limits | None = None, sandbox=None, progress=None, judge: bool = True) -> list[Result]:
+          limits: Limits | None = None, sandbox=None, progress=None, judge: bool = True,
+          shard: tuple[int, int] | None = None) -> list[Result]:
     """Grade every submission of ``assignment``; write ``out_dir/grades.csv`` and feedback.
+
+    ``shard=(K, N)`` grades only the students :func:`autograder.gradebook.shard_of` gives to
+    shard K of N, and writes only theirs; N graders on N machines that share one gradebook
+    (``db_url``) grade the class between them, and ``python -m autograder export`` writes
+    the whole class's grades.csv. The assignment must be registered first.
 
     ``judge=False`` runs the test cells in the student's own kernel, as plain nbgrader does:
     only the tests use it, to show that the attacks the judge stops are real."""
@@ -633,6 +533,10 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if not source_nb.exists():
         known = sorted(p.name for p in (course_root / "solutions").glob("*") if p.is_dir())
         raise GradeCommandError(f"no instructor source {source_nb}; known assignments: {known}")
+    if shard is not None and shard[1] > 1 and not db_url:
+        raise GradeCommandError("--shard needs the one gradebook all shards share: pass --db "
+                                "(e.g. postgresql://user@host/gradebook); each machine's default "
+                                "SQLite file would hold only its own share")
     db_url = db_url or f"sqlite:///{course_root / 'gradebook.db'}"
     limits = limits or Limits()
     if sandbox is not None and limits.processes is None:
@@ -657,30 +561,42 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
         log.warning("grading WITHOUT the sandbox (--no-sandbox): student code runs with the "
                     "grader's permissions, files and network")
     try:
-        ensure_assignment(assignment, course_root, db_url)
+        if shard is not None and shard[1] > 1:
+            # Shards start together: registering here would race (see register_assignment).
+            if not assignment_registered(assignment, db_url):
+                raise GradeCommandError(
+                    f"the gradebook has no {assignment} yet: run `python -m autograder register "
+                    f"{assignment} --db URL` once before the shards start")
+            state = GradingState(db_url, assignment)
+        else:
+            register_assignment(assignment, course_root, db_url)
+            state = GradingState(db_url, assignment)
     except (SQLAlchemyError, ImportError) as exc:  # bad URL, server down, no driver
         shown = make_url(db_url).render_as_string(hide_password=True)
         raise GradeCommandError(f"cannot open the gradebook {shown}: {exc}") from exc
+    except GradebookError as exc:
+        raise GradeCommandError(str(exc)) from exc
+    mine = None if shard is None else (lambda student: shard_of(student, shard[1]) == shard[0])
     try:
-        intakes = import_submissions(assignment, submissions, course_root / "submitted")
+        intakes = import_submissions(assignment, submissions, course_root / "submitted", keep=mine)
     except SubmissionsError as exc:
         raise GradeCommandError(str(exc)) from exc
-    state = GradingState(course_root / "autograded" / f".{assignment}-grading.json")
     results: dict[str, Result] = {}
     todo = []
     for intake in intakes:
         if intake.status != "ok":
-            if force or not state.done(intake) or state.data[intake.student]["status"] != intake.status:
+            if (force or not state.done(intake.student, intake.sha256)
+                    or state.data[intake.student]["status"] != intake.status):
                 zero_submission(assignment, intake.student, db_url)
                 shutil.rmtree(course_root / "autograded" / intake.student / assignment, ignore_errors=True)
-                state.record(Result(intake.student, intake.status, intake.detail, intake.sha256))
+                state.record(asdict(Result(intake.student, intake.status, intake.detail, intake.sha256)))
             results[intake.student] = Result(intake.student, intake.status, intake.detail, intake.sha256)
-        elif not force and state.done(intake):
+        elif not force and state.done(intake.student, intake.sha256):
             results[intake.student] = Result(**state.data[intake.student])
         else:
             todo.append(intake)
-    log.info("%d students; %d to grade, %d already graded or not gradable", len(intakes), len(todo),
-             len(intakes) - len(todo))
+    log.info("%d students%s; %d to grade, %d already graded or not gradable", len(intakes),
+             "" if shard is None else f" in shard {shard[0]}/{shard[1]}", len(todo), len(intakes) - len(todo))
 
     if todo:
         with tempfile.TemporaryDirectory(prefix="dlc-grade-") as tmp:
@@ -696,19 +612,16 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
                     futures = {pool.submit(_grade_one, run, cfg, intake): intake for intake in todo}
                     for future in as_completed(futures):
                         result = future.result()
-                        state.record(result)
+                        state.record(asdict(result))
                         results[result.student] = result
                         if progress:
                             progress(result)
             log.info("peak live kernels: %d (--jobs %d); live at the end: %d", run.peak_kernels, jobs,
                      run.live_kernels)
     # The grades first: nothing in a student's feedback can delay or stop them.
+    state.close()
     header, rows = export_rows(assignment, db_url, source_nb, {s: r.status for s, r in results.items()})
-    buf = io.StringIO()
-    csv.writer(buf, lineterminator="\n").writerows([header, *rows])
-    tmp_csv = out_dir / "grades.csv.tmp"
-    tmp_csv.write_text(buf.getvalue())
-    os.replace(tmp_csv, out_dir / "grades.csv")
+    write_grades_csv(out_dir, header, rows)
     _feedback(GradingRun(assignment, course_root, db_url, limits), results, out_dir, jobs)
     return [results[s] for s in sorted(results)]
 

@@ -18,6 +18,7 @@ import re
 import shutil
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,11 +99,13 @@ def _candidates(folder: Path) -> dict[str, list[Path]]:
     return found
 
 
-def import_submissions(assignment: str, source: Path | None, submitted_dir: Path) -> list[Intake]:
+def import_submissions(assignment: str, source: Path | None, submitted_dir: Path,
+                       keep: Callable[[str], bool] | None = None) -> list[Intake]:
     """Copy each student's notebook to ``submitted_dir/<student>/<assignment>/<assignment>.ipynb``.
 
     ``source`` None means: take what is already in ``submitted_dir`` (``nbgrader collect``).
-    Returns one :class:`Intake` per student, sorted by student id.
+    ``keep(student)`` False leaves a student out entirely, before anything is copied (the
+    students of other shards). Returns one :class:`Intake` per student, sorted by student id.
     """
     with tempfile.TemporaryDirectory(prefix="dlc-import-") as tmp:
         if source is None:
@@ -122,6 +125,8 @@ def import_submissions(assignment: str, source: Path | None, submitted_dir: Path
                 folder = source
             found = _candidates(folder)
 
+        if keep is not None:
+            found = {student: files for student, files in found.items() if keep(student)}
         intakes = []
         for student, files in sorted(found.items()):
             if not STUDENT_ID_RE.match(student):

@@ -1,4 +1,4 @@
-"""grades.csv from the gradebook alone (autograder.grading.export_rows), without kernels.
+"""grades.csv from the gradebook alone (autograder.gradebook), without kernels.
 
 A small gradebook made with nbgrader's own API: one autograded cell, one written answer.
 The rows must give each cell's score, leave a written answer that waits for the formgrader
@@ -64,3 +64,76 @@ def test_rows_give_each_cell_and_leave_pending_written_answers_empty(gradebook):
         ["cat", "timeout", "1", "5", "1", "0"],
         ["dan", "missing notebook", "0", "0", "", ""],
     ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards, the grading state in the gradebook, and the class export (autograder.gradebook)
+
+
+def test_shards_split_a_class_by_student_id_alone():
+    from autograder.gradebook import parse_shard, shard_of
+
+    students = [f"s{i:04d}" for i in range(1000)]
+    shares = [[s for s in students if shard_of(s, 4) == k] for k in range(4)]
+    assert sorted(sum(shares, [])) == students          # every student in exactly one shard
+    assert all(200 <= len(share) <= 300 for share in shares), [len(s) for s in shares]
+    # A student's shard does not depend on the rest of the class (a late submission moves no one).
+    assert [shard_of(s, 4) for s in students[:10]] == [shard_of(s, 4) for s in reversed(students[:10])][::-1]
+    assert parse_shard("0/4") == (0, 4) and parse_shard("3/4") == (3, 4)
+    for bad in ("4/4", "-1/4", "1/0", "1", "a/b", "1/2/3"):
+        with pytest.raises(ValueError):
+            parse_shard(bad)
+
+
+def test_grading_state_is_shared_through_the_gradebook(gradebook):
+    from autograder.gradebook import GradingState
+
+    url, _ = gradebook
+    one = GradingState(url, A)
+    one.record({"student": "ann", "status": "ok", "sha256": "aa", "seconds": 3.5})
+    one.record({"student": "ben", "status": "timeout", "detail": "cell 4", "sha256": "bb", "seconds": 9.0})
+    one.record({"student": "ann", "status": "ok", "sha256": "a2", "seconds": 4.0})   # regraded: replaced
+    other = GradingState(url, A)      # another grader (machine) on the same database
+    assert other.data == {
+        "ann": {"student": "ann", "status": "ok", "detail": "", "sha256": "a2", "seconds": 4.0},
+        "ben": {"student": "ben", "status": "timeout", "detail": "cell 4", "sha256": "bb", "seconds": 9.0}}
+    assert other.done("ann", "a2") and not other.done("ann", "aa") and not other.done("cat", "")
+    assert GradingState(url, "another-assignment").data == {}
+    one.close(), other.close()
+
+
+def test_export_class_writes_the_recorded_students_and_gathers_feedback(gradebook, tmp_path):
+    from autograder.gradebook import GradebookError, GradingState, export_class
+
+    url, source = gradebook
+    course = tmp_path / "course"
+    (course / "solutions" / A).mkdir(parents=True)
+    source.rename(course / "solutions" / A / f"{A}.ipynb")
+    with pytest.raises(GradebookError, match="no student"):
+        export_class(A, url, tmp_path / "none", course_root=course)
+    state = GradingState(url, A)
+    for student, status in (("ann", "ok"), ("ben", "ok"), ("cat", "timeout")):
+        state.record({"student": student, "status": status})
+    state.close()
+    shards = [tmp_path / "shard-0", tmp_path / "shard-1"]
+    for shard, students in zip(shards, (["ann"], ["ben", "cat"])):
+        for student in students:
+            page = shard / "feedback" / student / f"{A}.html"
+            page.parent.mkdir(parents=True)
+            page.write_text(f"<p>{student}</p>")
+    done = export_class(A, url, tmp_path / "out", course_root=course, feedback_from=shards[:1])
+    assert done == {"students": 3, "feedback": 1, "missing_feedback": ["ben", "cat"]}
+    rows = (tmp_path / "out" / "grades.csv").read_text().splitlines()
+    assert rows == ["student_id,status,score,max_score,test_f,written_why",
+                    "ann,ok,4.5,5,2,2.5", "ben,ok,0,5,0,", "cat,timeout,1,5,1,0"]
+    done = export_class(A, url, tmp_path / "out", course_root=course, feedback_from=shards)
+    assert done["missing_feedback"] == []
+    assert (tmp_path / "out" / "feedback" / "cat" / f"{A}.html").read_text() == "<p>cat</p>"
+    # Two different pages for one student (two graders disagree): an error, not a silent pick.
+    clash = tmp_path / "shard-2" / "feedback" / "ann" / f"{A}.html"
+    clash.parent.mkdir(parents=True)
+    clash.write_text("<p>other</p>")
+    with pytest.raises(GradebookError, match="two different feedback pages for ann"):
+        export_class(A, url, tmp_path / "out", course_root=course, feedback_from=[*shards, tmp_path / "shard-2"])
+    with pytest.raises(GradebookError, match="no feedback/ folder"):
+        export_class(A, url, tmp_path / "out", course_root=course, feedback_from=[tmp_path / "nowhere"])

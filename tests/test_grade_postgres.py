@@ -1,13 +1,15 @@
-"""The grade command with a PostgreSQL gradebook (``--db postgresql://...``), on a real server.
+"""Grading past one machine: sharded graders sharing one PostgreSQL gradebook, on a real server.
 
 Several graders share one gradebook through a database server; nbgrader takes any SQLAlchemy
 URL as ``CourseDirectory.db_url``. This module starts its own PostgreSQL server from Debian's
 packages (``make test`` installs ``postgresql``): a fresh cluster in a temporary folder,
 listening only on a Unix socket there, run as an unprivileged user (the server refuses to run
-as root). It grades a small class of ps1-basics into it and into SQLite, and checks the exact
-per-cell scores, that both give the same grades.csv, and that the grades really are in
-PostgreSQL. Skipped only when the PostgreSQL server binaries are not installed.
-"""
+as root). It grades one small class of ps1-basics twice: once by one grader into SQLite, and
+once by two ``--shard K/2`` graders at the same time into PostgreSQL, each with its own
+course folder as two machines would have, one of them killed halfway and rerun. The class's
+``grades.csv``, exported from PostgreSQL alone, must be the single grader's byte for byte;
+nothing may be lost or graded twice. Skipped only when the PostgreSQL server binaries are
+not installed."""
 
 from __future__ import annotations
 
@@ -16,8 +18,11 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -103,33 +108,101 @@ def postgres_url():
         shutil.rmtree(base, ignore_errors=True)
 
 
+def _cli(*args: str, **kw) -> subprocess.Popen:
+    env = dict(os.environ, **OFFLINE_ENV)  # the grading kernels inherit this environment
+    return subprocess.Popen([sys.executable, "-m", "autograder", *args], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 900) -> str:
+    out, _ = proc.communicate(timeout=timeout)
+    assert proc.returncode == 0, f"{proc.args} exited {proc.returncode}:\n{out[-4000:]}"
+    return out
+
+
+def _state(url: str) -> dict[str, tuple]:
+    """The grading state every grader records in the gradebook (autograder.gradebook.STATE_TABLE)."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(text("SELECT student, status, sha256, seconds FROM dlcourse_grading_state "
+                                     "WHERE assignment = :a"), {"a": ASSIGNMENT}).all()
+    except Exception:  # noqa: BLE001 - not created yet
+        return {}
+    finally:
+        engine.dispose()
+    return {r[0]: tuple(r[1:]) for r in rows}
+
+
+# The class, and the shard autograder.gradebook.shard_of gives each student of it with N = 2.
+SHARDS = {"ann": 0, "blank": 0, "corrupt": 1, "partial": 1, "solution": 1}
+# Two graders on one machine stand for two machines: each its own course folder and its own
+# kernel uids (on two machines both would use the default range).
+SHARD_UIDS = ("61000-61009", "61010-61019")
+
+
 @pytest.fixture(scope="module")
 def graded(postgres_url, tmp_path_factory):
-    """The same class graded twice: PostgreSQL gradebook, then SQLite (each its own course)."""
+    """One class, graded by one grader into SQLite, and by two shards at once into one
+    PostgreSQL gradebook (shard 1 killed after its first graded student, then rerun), then
+    exported from PostgreSQL alone."""
+    from autograder.gradebook import shard_of
+
+    assert {s: shard_of(s, 2) for s in SHARDS} == SHARDS
     tmp = tmp_path_factory.mktemp("grade-postgres")
     course_sqlite = scratch_course(tmp / "sqlite", [ASSIGNMENT])
     blank = release(ASSIGNMENT, root=course_sqlite, release_dir=tmp / "release") / f"{ASSIGNMENT}.ipynb"
     class_dir = tmp / "class"
     class_dir.mkdir()
-    shutil.copyfile(SOURCE, class_dir / "solution.ipynb")
+    for student in ("solution", "ann"):
+        shutil.copyfile(SOURCE, class_dir / f"{student}.ipynb")
     shutil.copyfile(blank, class_dir / "blank.ipynb")
     (class_dir / "corrupt.ipynb").write_text('{"cells": [{"cell_type": "code", "sou')
+    # The solution with its first answer left as released: a score between 0 and full.
+    partial, released = read(SOURCE), read(blank)
+    first = next(i for i, c in enumerate(partial.cells)
+                 if nbgrader_meta(c).get("solution") and c.cell_type == "code")
+    partial.cells[first].source = released.cells[first].source
+    import nbformat
+    nbformat.write(partial, str(class_dir / "partial.ipynb"))
 
-    course_pg = scratch_course(tmp / "pg", [ASSIGNMENT])
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in OFFLINE_ENV.items():  # the grading kernels inherit this environment
+        for key, value in OFFLINE_ENV.items():
             mp.setenv(key, value)
-        # The PostgreSQL course records the assignment itself (nbgrader generate_assignment
-        # with the postgresql:// URL): nothing was released into that gradebook before.
-        pg = grade(ASSIGNMENT, class_dir, tmp / "out-pg", course_root=course_pg, db_url=postgres_url,
-                   jobs=2, sandbox=_sandbox(course_pg))
-        sqlite = grade(ASSIGNMENT, class_dir, tmp / "out-sqlite", course_root=course_sqlite, jobs=2,
+        single = grade(ASSIGNMENT, class_dir, tmp / "out-sqlite", course_root=course_sqlite, jobs=2,
                        sandbox=_sandbox(course_sqlite))
-        # A second run finds every student graded: it re-exports from PostgreSQL, grades nothing.
-        rerun = grade(ASSIGNMENT, class_dir, tmp / "out-pg-rerun", course_root=course_pg,
-                      db_url=postgres_url, jobs=2, sandbox=_sandbox(course_pg))
-    return {"pg": pg, "sqlite": sqlite, "rerun": rerun, "tmp": tmp, "course_pg": course_pg,
-            "url": postgres_url}
+
+    machines = [scratch_course(tmp / f"machine-{k}", [ASSIGNMENT]) for k in range(2)]
+    unregistered = _cli("grade", ASSIGNMENT, str(class_dir), "--out", str(tmp / "out-early"), "--shard", "0/2",
+                        "--db", postgres_url, "--course", str(machines[0]))
+    early = unregistered.communicate(timeout=300)[0]
+    _finish(_cli("register", ASSIGNMENT, "--db", postgres_url, "--course", str(machines[0])))
+
+    def shard(k: int, out: str) -> subprocess.Popen:
+        return _cli("grade", ASSIGNMENT, str(class_dir), "--out", str(tmp / out), "--shard", f"{k}/2",
+                    "--db", postgres_url, "--course", str(machines[k]), "--jobs", "1",
+                    "--kernel-uids", SHARD_UIDS[k])
+
+    first, second = shard(0, "out-shard-0"), shard(1, "out-shard-1")
+    deadline = time.monotonic() + 900
+    # corrupt is recorded at intake; one more means shard 1 graded one notebook of its two.
+    while len([s for s in _state(postgres_url) if SHARDS[s] == 1]) < 2 and second.poll() is None:
+        assert time.monotonic() < deadline, "shard 1 recorded nothing in 900 s"
+        time.sleep(0.2)
+    second.send_signal(signal.SIGKILL)
+    second.communicate()
+    before_rerun = _state(postgres_url)
+    _finish(first)
+    _finish(shard(1, "out-shard-1"))
+    after = _state(postgres_url)
+    # A second run of a finished shard grades nothing and writes the same grades.
+    rerun = _finish(shard(0, "out-shard-0-rerun"))
+    _finish(_cli("export", ASSIGNMENT, "--db", postgres_url, "--out", str(tmp / "out-export"),
+                 "--course", str(machines[0]), "--feedback", str(tmp / "out-shard-0"), str(tmp / "out-shard-1")))
+    return {"single": single, "tmp": tmp, "machines": machines, "url": postgres_url, "early": early,
+            "early_code": unregistered.returncode, "killed": before_rerun, "after": after, "rerun": rerun}
 
 
 def test_postgresql_urls_have_a_driver():
@@ -154,11 +227,19 @@ def _graded_cells() -> dict[str, dict]:
             if nbgrader_meta(c).get("grade")}
 
 
+STATUSES = {"ann": "ok", "blank": "ok", "corrupt": "invalid notebook", "partial": "ok", "solution": "ok"}
+
+
 def test_statuses(graded):
-    assert [(r.student, r.status) for r in graded["pg"]] == [
-        ("blank", "ok"), ("corrupt", "invalid notebook"), ("solution", "ok")]
-    assert [(r.student, r.status) for r in graded["sqlite"]] == [
-        ("blank", "ok"), ("corrupt", "invalid notebook"), ("solution", "ok")]
+    assert {r.student: r.status for r in graded["single"]} == STATUSES
+    exported = {r["student_id"]: r["status"] for r in _csv(graded["tmp"] / "out-export" / "grades.csv")}
+    assert exported == STATUSES
+
+
+def test_shards_refuse_an_unregistered_assignment(graded):
+    # Two shards starting at once would both write the assignment's cells into the gradebook.
+    assert graded["early_code"] == 2, graded["early"]
+    assert f"python -m autograder register {ASSIGNMENT}" in " ".join(graded["early"].split())
 
 
 def test_exact_scores_from_postgres(graded):
@@ -167,34 +248,71 @@ def test_exact_scores_from_postgres(graded):
     written = [g for g in cells if g.startswith("written_")]
     assert autograded and written, "ps1-basics should have autograded and written cells"
     max_score = sum(m["points"] for m in cells.values())
-    rows = {r["student_id"]: r for r in _csv(graded["tmp"] / "out-pg" / "grades.csv")}
-    assert list(_csv(graded["tmp"] / "out-pg" / "grades.csv")[0]) == [
-        "student_id", "status", "score", "max_score", *cells]
+    exported = _csv(graded["tmp"] / "out-export" / "grades.csv")
+    assert list(exported[0]) == ["student_id", "status", "score", "max_score", *cells]
+    rows = {r["student_id"]: r for r in exported}
 
-    solution = rows["solution"]
-    # Full marks on every autograded cell; a written answer waits for a human grader (empty).
-    assert {g: solution[g] for g in autograded} == {g: f"{p:g}" for g, p in autograded.items()}
-    assert {g: solution[g] for g in written} == {g: "" for g in written}
-    assert (solution["status"], solution["score"], solution["max_score"]) == (
-        "ok", f"{sum(autograded.values()):g}", f"{max_score:g}")
-
+    for student in ("solution", "ann"):
+        row = rows[student]
+        # Full marks on every autograded cell; a written answer waits for a human grader (empty).
+        assert {g: row[g] for g in autograded} == {g: f"{p:g}" for g, p in autograded.items()}
+        assert {g: row[g] for g in written} == {g: "" for g in written}
+        assert (row["status"], row["score"], row["max_score"]) == (
+            "ok", f"{sum(autograded.values()):g}", f"{max_score:g}")
     for student, status in (("blank", "ok"), ("corrupt", "invalid notebook")):
         row = rows[student]
         # The untouched release: every test fails and the unchanged written cells score 0.
         assert {g: row[g] for g in cells} == {g: "0" for g in cells}, student
         assert (row["status"], row["score"], row["max_score"]) == (status, "0", f"{max_score:g}")
+    assert 0 < float(rows["partial"]["score"]) < sum(autograded.values())
 
 
-def test_same_grades_csv_as_sqlite(graded):
-    pg = (graded["tmp"] / "out-pg" / "grades.csv").read_text()
-    sqlite = (graded["tmp"] / "out-sqlite" / "grades.csv").read_text()
-    assert pg == sqlite
+def test_export_is_the_single_graders_csv(graded):
+    """Two shards into PostgreSQL, one killed and rerun, give byte for byte the grades.csv of
+    one grader that graded the whole class into SQLite."""
+    single = (graded["tmp"] / "out-sqlite" / "grades.csv").read_bytes()
+    assert (graded["tmp"] / "out-export" / "grades.csv").read_bytes() == single
+
+
+def test_each_shard_grades_only_its_share(graded):
+    for k in (0, 1):
+        out = graded["tmp"] / f"out-shard-{k}"
+        mine = sorted(s for s, shard in SHARDS.items() if shard == k)
+        assert [r["student_id"] for r in _csv(out / "grades.csv")] == mine
+        assert sorted(p.name for p in (out / "feedback").iterdir()) == mine
+        # Nothing of the other shard's students reached this machine's course folder.
+        course = graded["machines"][k]
+        assert sorted(p.name for p in (course / "submitted").iterdir()) == [s for s in mine if s != "corrupt"]
+
+
+def test_a_killed_shard_loses_and_repeats_nothing(graded):
+    from sqlalchemy import create_engine, text
+
+    killed, after = graded["killed"], graded["after"]
+    finished = sorted(s for s in killed if SHARDS[s] == 1)
+    assert len(finished) == 2 and "corrupt" in finished, f"the kill should land mid-shard: {killed}"
+    assert sorted(after) == sorted(SHARDS)
+    for student in finished:  # recorded before the kill: not graded again by the rerun
+        assert after[student] == killed[student], student
+    engine = create_engine(graded["url"])
+    try:
+        with engine.connect() as conn:
+            subs = conn.execute(text("SELECT student_id, COUNT(*) FROM submitted_assignment GROUP BY 1")).all()
+            grades = conn.execute(text(
+                "SELECT s.student_id, COUNT(*) FROM submitted_assignment s "
+                "JOIN submitted_notebook n ON n.assignment_id = s.id "
+                "JOIN grade g ON g.notebook_id = n.id GROUP BY 1")).all()
+    finally:
+        engine.dispose()
+    assert dict(subs) == {s: 1 for s in SHARDS}
+    assert dict(grades) == {s: len(_graded_cells()) for s in SHARDS}
 
 
 def test_grades_are_in_the_postgres_gradebook(graded):
     from sqlalchemy import create_engine, text
 
-    assert not (graded["course_pg"] / "gradebook.db").exists(), "the PostgreSQL run made a SQLite gradebook"
+    for course in graded["machines"]:
+        assert not (course / "gradebook.db").exists(), "a sharded run made a SQLite gradebook"
     engine = create_engine(graded["url"])
     try:
         with engine.connect() as conn:
@@ -206,15 +324,30 @@ def test_grades_are_in_the_postgres_gradebook(graded):
                 "JOIN grade g ON g.notebook_id = n.id GROUP BY s.student_id ORDER BY 1")).all()
     finally:
         engine.dispose()
-    rows = {r["student_id"]: float(r["score"]) for r in _csv(graded["tmp"] / "out-pg" / "grades.csv")}
-    # The written cells of `solution` have no score yet; the rest is what grades.csv shows.
+    rows = {r["student_id"]: float(r["score"]) for r in _csv(graded["tmp"] / "out-export" / "grades.csv")}
+    # The written cells of the solutions have no score yet; the rest is what grades.csv shows.
     assert [(s, float(t)) for s, t in totals] == sorted(rows.items())
 
 
-def test_rerun_reexports_without_grading(graded):
-    assert [(r.student, r.status, r.sha256, r.seconds) for r in graded["rerun"]] == [
-        (r.student, r.status, r.sha256, r.seconds) for r in graded["pg"]]
-    assert ((graded["tmp"] / "out-pg-rerun" / "grades.csv").read_text()
-            == (graded["tmp"] / "out-pg" / "grades.csv").read_text())
-    for student in ("solution", "blank", "corrupt"):
-        assert (graded["tmp"] / "out-pg-rerun" / "feedback" / student / f"{ASSIGNMENT}.html").is_file()
+def test_rerun_of_a_finished_shard_grades_nothing(graded):
+    tmp = graded["tmp"]
+    assert (tmp / "out-shard-0-rerun" / "grades.csv").read_bytes() == (tmp / "out-shard-0" / "grades.csv").read_bytes()
+    log_text = (tmp / "out-shard-0-rerun" / "grading.log").read_text()
+    assert "in shard 0/2; 0 to grade" in log_text, log_text[-2000:]
+
+
+def test_export_gathers_every_students_feedback(graded):
+    tmp = graded["tmp"]
+    for student, k in SHARDS.items():
+        page = tmp / "out-export" / "feedback" / student / f"{ASSIGNMENT}.html"
+        assert page.read_bytes() == (tmp / f"out-shard-{k}" / "feedback" / student / page.name).read_bytes()
+
+
+def test_export_with_a_shard_missing_says_whose_feedback_is_missing(graded, tmp_path):
+    proc = _cli("export", ASSIGNMENT, "--db", graded["url"], "--out", str(tmp_path / "out"),
+                "--course", str(graded["machines"][0]), "--feedback", str(graded["tmp"] / "out-shard-0"))
+    out = proc.communicate(timeout=300)[0]
+    assert proc.returncode == 1, out
+    assert "no feedback page in the given folders for: corrupt, partial, solution" in out
+    # The grades are complete all the same: they come from the gradebook.
+    assert (tmp_path / "out" / "grades.csv").read_bytes() == (graded["tmp"] / "out-sqlite" / "grades.csv").read_bytes()

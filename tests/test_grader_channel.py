@@ -219,6 +219,18 @@ def test_a_function_that_changes_an_array_argument_fails_and_changes_nothing_her
     assert kernel.call("softmax", b[None, :]).shape == (1, 2) and b.tolist() == [1.0, 1.0]
     kernel.kc.execute_interactive("def total(a):\n    return float(np.nansum(a))\n", timeout=30)
     assert kernel.call("total", np.array([1.0, np.nan])) == 1.0
+    # A list of arrays (l2_penalty's weights) and keyword arguments are checked the same way.
+    kernel.kc.execute_interactive("def penalty(weights, lam=0.1, scale=None):\n"
+                                  "    weights[1][0] = 9.0\n    return 0.0\n", timeout=30)
+    weights = [np.ones(2), np.zeros(2)]
+    with pytest.raises(StudentError, match=r"changed its argument 1\[1\] in place"):
+        kernel.call("penalty", weights)
+    assert weights[1].tolist() == [0.0, 0.0]
+    kernel.kc.execute_interactive("def by_name(x, target=None):\n    target *= 2\n    return 0\n", timeout=30)
+    target = np.ones(3)
+    with pytest.raises(StudentError, match=r"changed its argument target= in place"):
+        kernel.call("by_name", np.zeros(1), target=target)
+    assert target.tolist() == [1.0, 1.0, 1.0]
 
 
 def test_the_graders_functions_are_called_back_over_stdin(kernel):

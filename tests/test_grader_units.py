@@ -654,3 +654,39 @@ def test_the_sandbox_command_line_isolates_the_kernel(tmp_path):
     for secret in (REPO_ROOT / "solutions", REPO_ROOT / "tests", REPO_ROOT, Path.home()):
         assert not any(secret == p or secret.is_relative_to(p) for p in ro if p not in (Path("/usr"), Path("/etc"))), secret
     assert args[args.index("--chdir") + 1] == str(scratch)
+
+
+def test_hostile_args_after_can_only_fail_the_call():
+    """What the kernel says its arguments became (``args_after``) is the student's data. It
+    may fail the call (InputModified) or update a generator argument; malformed entries are
+    ignored, and the grader's own arrays are never written to."""
+    import numpy as np
+
+    from autograder.channel import KernelChannel, StudentError, encode
+
+    x, params, weights = np.zeros(3), {"W": np.ones((2, 2))}, [np.ones(2)]
+    originals = (x.copy(), params["W"].copy(), weights[0].copy())
+    junk = [None, 7, "x", [], {}, {"t": "nd"}, {"t": "nd", "npy": "AAAA"}, {"t": "list", "v": "no"},
+            {"t": "dict", "v": {"W": 3}}, {"t": "rng", "state": "bad"}, {"t": "keras"}, [[[[[]]]]]]
+    for bad in junk:
+        for after in (bad, [bad], [bad, bad, bad], [bad] * 50):
+            KernelChannel._write_back("f", [x, params, weights], after)  # ignored: no error
+    for position, changed in ((0, np.ones(3)), (1, {"W": np.zeros((2, 2))}), (2, [np.zeros(2)])):
+        after = [None, None, None]
+        after[position] = encode(changed)
+        with pytest.raises(StudentError, match="InputModified"):
+            KernelChannel._write_back("f", [x, params, weights], after)
+    # A shape change, or an array replaced by something else, is a change too.
+    with pytest.raises(StudentError, match="InputModified"):
+        KernelChannel._write_back("f", [x], [encode(np.zeros(4))])
+    with pytest.raises(StudentError, match="InputModified"):
+        KernelChannel._write_back("f", [params], [encode({"W": [1, 2]})])
+    with pytest.raises(StudentError, match=r"argument lam="):
+        KernelChannel._write_back("f", [x], [encode(np.ones(3))], labels=["argument lam="])
+    assert all(np.array_equal(a, b) for a, b in zip((x, params["W"], weights[0]), originals))
+    # A generator takes the state the kernel reports (the contract: it draws from it).
+    rng = np.random.default_rng(0)
+    advanced = np.random.default_rng(0)
+    advanced.random(5)
+    KernelChannel._write_back("f", [rng], [encode(advanced)])
+    assert rng.random() == advanced.random()
