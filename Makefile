@@ -12,7 +12,7 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env book-sysdeps sysdeps book test test-fast lock release gpu-env kernel readiness bench bench-grading clean
+.PHONY: env book-sysdeps sysdeps book test test-fast lock release gpu-env kernel readiness bench bench-grading bench-shards clean
 
 env: book-sysdeps $(STAMP)
 
@@ -91,6 +91,10 @@ bench: env
 # (N=40 takes about 35 minutes on 2 cores).
 bench-grading: env sysdeps
 	$(BIN)/python benchmarks/bench_grading.py --n $(or $(N),40)
+
+# One grader against two --shard graders sharing one PostgreSQL gradebook (issue #16).
+bench-shards: env sysdeps
+	$(BIN)/python benchmarks/bench_shards.py --n $(or $(N),12)
 
 clean:
 	rm -rf _build

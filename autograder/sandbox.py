@@ -137,8 +137,17 @@ def check_kernel_uids(uids: range) -> None:
     busy = {uid: pids for uid, pids in processes_by_uid(uids).items() if pids}
     if busy:
         uid, pids = next(iter(sorted(busy.items())))
-        raise SandboxUnavailable(f"kernel uid {uid} already runs processes {pids[:5]} (another grading run "
-                                 f"with the same uids?); {how}")
+        raise SandboxUnavailable(f"kernel uid {uid} already runs processes {pids[:5]} ({_cmdline(pids[0])}; "
+                                 f"another grading run with the same uids?); {how}")
+
+
+def _cmdline(pid: int) -> str:
+    """What a process runs, for an error message (short; "?" once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read().replace(b"\0", b" ").decode(errors="replace").strip()[:120] or "?"
+    except OSError:
+        return "?"
 
 
 class Sandbox:

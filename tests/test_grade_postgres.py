@@ -14,14 +14,11 @@ not installed."""
 from __future__ import annotations
 
 import csv
-import glob
 import os
-import pwd
 import shutil
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -32,28 +29,10 @@ from autograder.grading import grade
 from autograder.nbgrader_run import release, scratch_course
 from autograder.notebook import nbgrader_meta, read
 from conftest import OFFLINE_ENV
+from postgres_server import NoPostgres, postgres_server
 
 ASSIGNMENT = "ps1-basics"
 SOURCE = REPO_ROOT / "solutions" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
-
-
-def _pg_bindir() -> Path | None:
-    """The newest Debian PostgreSQL server install (/usr/lib/postgresql/<major>/bin)."""
-    found = [Path(p).parent for p in glob.glob("/usr/lib/postgresql/*/bin/initdb")
-             if Path(p).with_name("pg_ctl").exists() and Path(p).with_name("postgres").exists()]
-    return max(found, key=lambda p: int(p.parent.name)) if found else None
-
-
-def _server_user() -> pwd.struct_passwd:
-    """Who runs the server: ourselves, or when we are root the package's `postgres` user."""
-    if os.geteuid() != 0:
-        return pwd.getpwuid(os.geteuid())
-    for name in ("postgres", "nobody"):
-        try:
-            return pwd.getpwnam(name)
-        except KeyError:
-            continue
-    pytest.fail("running as root and there is no `postgres` or `nobody` user to run the server as")
 
 
 def _sandbox(course: Path):
@@ -67,45 +46,11 @@ def _sandbox(course: Path):
 
 @pytest.fixture(scope="module")
 def postgres_url():
-    bindir = _pg_bindir()
-    if bindir is None:
-        pytest.skip("PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin/initdb; "
-                    "apt-get install postgresql, or `make sysdeps`)")
-    user = _server_user()
-
-    def as_server_user(cmd: list[str], **kw) -> subprocess.CompletedProcess:
-        switch = {} if os.geteuid() != 0 else {"user": user.pw_uid, "group": user.pw_gid,
-                                                "extra_groups": []}
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "LC_ALL": "C", "HOME": str(base)}
-        return subprocess.run([str(bindir / cmd[0]), *cmd[1:]], capture_output=True, text=True,
-                              env=env, timeout=120, **switch, **kw)
-
-    # Not under pytest's tmp_path (nor $TMPDIR, as root): its parents are private to us, and
-    # the server user must reach its data directory and socket.
-    base = Path(tempfile.mkdtemp(prefix="dlc-pg-", dir="/tmp" if os.geteuid() == 0 else None))
-    os.chown(base, user.pw_uid, user.pw_gid)
-    data = base / "data"
-    started = False
     try:
-        proc = as_server_user(["initdb", "-D", str(data), "-U", "grader", "--auth=trust", "-E", "UTF8",
-                               "--no-locale", "--no-sync"])
-        assert proc.returncode == 0, f"initdb failed:\n{proc.stdout}\n{proc.stderr}"
-        with open(data / "postgresql.conf", "a") as conf:
-            # No TCP at all: the socket in `base` is the only way in. fsync off: a test cluster.
-            conf.write(f"\nlisten_addresses = ''\nunix_socket_directories = '{base}'\nfsync = off\n")
-        proc = as_server_user(["pg_ctl", "-D", str(data), "-l", str(base / "server.log"), "-w",
-                               "-t", "60", "start"])
-        started = proc.returncode == 0
-        log = (base / "server.log").read_text() if (base / "server.log").exists() else ""
-        assert started, f"pg_ctl start failed:\n{proc.stdout}\n{proc.stderr}\n{log}"
-        proc = subprocess.run([str(bindir / "createdb"), "-h", str(base), "-U", "grader", "gradebook"],
-                              capture_output=True, text=True, timeout=60)
-        assert proc.returncode == 0, f"createdb failed:\n{proc.stdout}\n{proc.stderr}"
-        yield f"postgresql://grader@/gradebook?host={base}"
-    finally:
-        if started and as_server_user(["pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop"]).returncode:
-            as_server_user(["pg_ctl", "-D", str(data), "-m", "immediate", "-w", "stop"])
-        shutil.rmtree(base, ignore_errors=True)
+        with postgres_server() as urls:
+            yield urls["gradebook"]
+    except NoPostgres as exc:
+        pytest.skip(str(exc))
 
 
 def _cli(*args: str, **kw) -> subprocess.Popen:
@@ -139,8 +84,9 @@ def _state(url: str) -> dict[str, tuple]:
 # The class, and the shard autograder.gradebook.shard_of gives each student of it with N = 2.
 SHARDS = {"ann": 0, "blank": 0, "corrupt": 1, "partial": 1, "solution": 1}
 # Two graders on one machine stand for two machines: each its own course folder and its own
-# kernel uids (on two machines both would use the default range).
-SHARD_UIDS = ("61000-61009", "61010-61019")
+# kernel uids (on two machines both would use the default range), away from the low end of
+# the default range that other grading runs use first.
+SHARD_UIDS = ("61080-61089", "61090-61099")
 
 
 @pytest.fixture(scope="module")
