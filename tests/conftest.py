@@ -45,9 +45,10 @@ def built_book() -> Path:
 SLOW_MODULES = {  # each starts TensorFlow kernels, grades notebooks or builds the book
     "test_assignments", "test_book", "test_browser", "test_grade", "test_grade_postgres",
     "test_grader_adversarial", "test_grader_hardening", "test_grader_judge", "test_grading_power",
-    "test_readiness", "test_site", "test_student",
+    "test_readiness", "test_site", "test_student", "test_exchange",
 }
-SANDBOX_MODULES = {"test_grade", "test_grade_postgres", "test_grader_adversarial", "test_grader_hardening"}
+SANDBOX_MODULES = {"test_grade", "test_grade_postgres", "test_grader_adversarial", "test_grader_hardening",
+                   "test_exchange"}
 
 
 def pytest_collection_modifyitems(items):
