@@ -828,3 +828,71 @@ def test_yamllint_rejects(tmp_path, broken, expected):
     (root / "kubernetes" / "broken.yaml").write_text(broken)
     problems = yamllint_problems(root)
     assert any(expected in p for p in problems), problems
+
+
+# ---------------------------------------------------------------------------------------------
+# The instructors' guide names the commands the tests run
+
+
+GUIDE = REPO / "book" / "guides" / "instructors.md"
+
+
+def guide_commands(text: str) -> list[list[str]]:
+    """argv of every `python -m autograder ...` line in the guide's bash blocks, with the
+    guide's placeholders filled in as a reader would."""
+    import shlex
+
+    fill = {"K/N": "0/2", "SUBMISSIONS": "/tmp/submissions", "$GRADEBOOK_URL": "postgresql://g@db/gb",
+            '"$GRADEBOOK_URL"': "postgresql://g@db/gb", "shard-K": "shard-0"}
+    found = []
+    for block in re.findall(r"```bash\n(.*?)```", text, re.S):
+        for line in block.splitlines():
+            line = line.split("#", 1)[0].strip()
+            if "-m autograder " not in line:
+                continue
+            for old, new in fill.items():
+                line = line.replace(old, new)
+            line = re.sub(r"\[[^\]]*\]", "", line)   # "[--jobs N]": an option the reader may add
+            argv = [a for a in shlex.split(line) if a != "..."]
+            found.append(argv[argv.index("autograder") + 1:])
+    return found
+
+
+def test_the_guide_names_the_sharded_commands_the_tests_run():
+    """Every `python -m autograder` command of the instructors' guide parses with the real
+    parser, and the guide has the three steps test_grade_postgres.py runs (register, grade
+    --shard, export --feedback)."""
+    import autograder.__main__ as cli
+
+    seen = []
+    stubs = {f: (lambda args, f=f: seen.append((f, args)) or 0) for f in ("_grade", "_register", "_export", "_release")}
+    saved = {f: getattr(cli, f) for f in stubs}
+    commands = guide_commands(GUIDE.read_text())
+    try:
+        for f, stub in stubs.items():
+            setattr(cli, f, stub)
+        for argv in commands:
+            errors = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(errors):
+                    cli.main(argv)
+            except SystemExit as exc:
+                pytest.fail(f"the guide's `python -m autograder {' '.join(argv)}` does not parse "
+                            f"(exit {exc.code}): {errors.getvalue().strip()[-300:]}")
+    finally:
+        for f, original in saved.items():
+            setattr(cli, f, original)
+    kinds = {(f, bool(getattr(a, "shard", None)), bool(getattr(a, "feedback", None))) for f, a in seen}
+    assert {("_register", False, False), ("_grade", True, False), ("_export", False, True)} <= kinds, kinds
+    tested = (REPO / "tests" / "test_grade_postgres.py").read_text()
+    for step in ('"register"', '"--shard"', '"export"', '"--feedback"'):
+        assert step in tested, f"test_grade_postgres.py no longer runs {step}"
+
+
+def test_the_guide_check_rejects_a_wrong_command(tmp_path):
+    broken = GUIDE.read_text().replace("--shard K/N", "--shards K/N")
+    assert any("--shards" in argv for argv in guide_commands(broken))
+    import autograder.__main__ as cli
+
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        cli.main(next(argv for argv in guide_commands(broken) if "--shards" in argv))
