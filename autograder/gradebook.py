@@ -11,9 +11,13 @@ alone, and a shard that was killed and rerun on another machine skips what it ha
 nbgrader's own tables and its alembic migrations are not touched: the table has its own
 SQLAlchemy metadata and is created when missing.
 
-Sharding is by a hash of the student id (:func:`shard_of`), so a student's shard does not
-depend on who else is in the submissions folder: a late submission never moves another
-student to a different shard.
+Sharding deals the class's sorted student ids round-robin (:func:`shard_share`), so the N
+shares differ by at most one student and the slowest shard is not much slower than the rest.
+(A hash of the id would not depend on the rest of the class, but 1,000 students hashed into
+25 shards give shares from about 29 to 55, and the largest decides the wall time.) Dealing
+depends on the whole roster, so every shard records the roster it dealt from in the
+gradebook (``dlcourse_shard_roster``) and a shard that sees a different one refuses to start:
+no student is graded by two shards or by none because the submissions changed in between.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ import tempfile
 import threading
 from pathlib import Path
 
-from sqlalchemy import Column, Float, MetaData, String, Table, Text, create_engine, delete, inspect, select
+from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, delete, inspect, select
 from sqlalchemy.exc import SQLAlchemyError
 from traitlets.config.loader import PyFileConfigLoader
 
@@ -60,9 +64,46 @@ def parse_shard(text: str) -> tuple[int, int]:
     return k, n
 
 
-def shard_of(student: str, shards: int) -> int:
-    """The shard (0 .. shards-1) that grades ``student``: from the id alone, the same on every machine."""
-    return int.from_bytes(hashlib.sha256(student.encode("utf-8")).digest()[:8], "big") % shards
+def shard_share(students, k: int, n: int) -> list[str]:
+    """The students shard ``k`` of ``n`` grades: every n-th of the sorted ids, from the k-th."""
+    return sorted(students)[k::n]
+
+
+def roster_digest(students) -> str:
+    return hashlib.sha256("\n".join(sorted(students)).encode("utf-8")).hexdigest()
+
+
+def check_roster(db_url: str, assignment: str, n: int, students) -> None:
+    """Record the roster that the shards of an ``n``-way split deal from, or check that it is
+    the one recorded (another shard of the split, or a rerun of this one, saw the same)."""
+    digest, count = roster_digest(students), len(set(students))
+    engine = create_engine(db_url)
+    key = (ROSTER_TABLE.c.course_id == course_id(), ROSTER_TABLE.c.assignment == assignment,
+           ROSTER_TABLE.c.shards == n)
+    try:
+        GradingState.create_table(db_url, engine)
+        with DB_LOCK:
+            for _ in range(2):  # a shard starting at the same moment may insert first
+                with engine.begin() as conn:
+                    row = conn.execute(select(ROSTER_TABLE).where(*key)).mappings().first()
+                    if row is None:
+                        try:
+                            conn.execute(ROSTER_TABLE.insert().values(
+                                course_id=course_id(), assignment=assignment, shards=n,
+                                roster_sha256=digest, students=count))
+                            return
+                        except SQLAlchemyError:
+                            continue
+                if row["roster_sha256"] != digest:
+                    raise GradebookError(
+                        f"the submissions differ from those the other shards of this {n}-way split dealt "
+                        f"from ({row['students']} students then, {count} now): shards would overlap or miss "
+                        f"students. Grade the new submissions without --shard (graded students are "
+                        f"skipped), or split again with another N")
+                return
+            raise GradebookError("could not record the shards' roster in the gradebook")
+    finally:
+        engine.dispose()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,6 +212,14 @@ STATE_TABLE = Table(
     Column("detail", Text, nullable=False),
     Column("sha256", String(64), nullable=False),   # of the graded file ("" when there was none)
     Column("seconds", Float, nullable=False),
+)
+ROSTER_TABLE = Table(
+    "dlcourse_shard_roster", _METADATA,
+    Column("course_id", String(128), primary_key=True),
+    Column("assignment", String(128), primary_key=True),
+    Column("shards", Integer, primary_key=True, autoincrement=False),
+    Column("roster_sha256", String(64), nullable=False),
+    Column("students", Integer, nullable=False),
 )
 
 

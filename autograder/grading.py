@@ -47,8 +47,9 @@ from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import REPO_ROOT, notebook as nbtools
 from autograder.environment import base_environment, kernel_environment
-from autograder.gradebook import (DB_LOCK, GradebookError, GradingState, assignment_registered, course_id,  # noqa: F401
-                                  export_rows, register_assignment, shard_of, write_grades_csv, zero_submission)
+from autograder.gradebook import (DB_LOCK, GradebookError, GradingState, assignment_registered, check_roster,  # noqa: F401
+                                  course_id, export_rows, register_assignment, shard_share, write_grades_csv,
+                                  zero_submission)
 from autograder.submissions import Intake, SubmissionsError, import_submissions
 
 log = logging.getLogger("autograder.grade")
@@ -520,8 +521,8 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
           shard: tuple[int, int] | None = None) -> list[Result]:
     """Grade every submission of ``assignment``; write ``out_dir/grades.csv`` and feedback.
 
-    ``shard=(K, N)`` grades only the students :func:`autograder.gradebook.shard_of` gives to
-    shard K of N, and writes only theirs; N graders on N machines that share one gradebook
+    ``shard=(K, N)`` grades only the students :func:`autograder.gradebook.shard_share` gives
+    to shard K of N, and writes only theirs; N graders on N machines that share one gradebook
     (``db_url``) grade the class between them, and ``python -m autograder export`` writes
     the whole class's grades.csv. The assignment must be registered first.
 
@@ -576,10 +577,16 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
         raise GradeCommandError(f"cannot open the gradebook {shown}: {exc}") from exc
     except GradebookError as exc:
         raise GradeCommandError(str(exc)) from exc
-    mine = None if shard is None else (lambda student: shard_of(student, shard[1]) == shard[0])
+    def mine(students: list[str]) -> list[str]:
+        check_roster(db_url, assignment, shard[1], students)
+        return shard_share(students, *shard)
+
     try:
-        intakes = import_submissions(assignment, submissions, course_root / "submitted", keep=mine)
+        intakes = import_submissions(assignment, submissions, course_root / "submitted",
+                                     choose=None if shard is None else mine)
     except SubmissionsError as exc:
+        raise GradeCommandError(str(exc)) from exc
+    except GradebookError as exc:
         raise GradeCommandError(str(exc)) from exc
     results: dict[str, Result] = {}
     todo = []

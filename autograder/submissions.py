@@ -100,12 +100,13 @@ def _candidates(folder: Path) -> dict[str, list[Path]]:
 
 
 def import_submissions(assignment: str, source: Path | None, submitted_dir: Path,
-                       keep: Callable[[str], bool] | None = None) -> list[Intake]:
+                       choose: Callable[[list[str]], list[str]] | None = None) -> list[Intake]:
     """Copy each student's notebook to ``submitted_dir/<student>/<assignment>/<assignment>.ipynb``.
 
     ``source`` None means: take what is already in ``submitted_dir`` (``nbgrader collect``).
-    ``keep(student)`` False leaves a student out entirely, before anything is copied (the
-    students of other shards). Returns one :class:`Intake` per student, sorted by student id.
+    ``choose(all student ids)`` returns the ids to take; the others are left out entirely,
+    before anything is copied (the students of other shards). Returns one :class:`Intake`
+    per student taken, sorted by student id.
     """
     with tempfile.TemporaryDirectory(prefix="dlc-import-") as tmp:
         if source is None:
@@ -125,8 +126,9 @@ def import_submissions(assignment: str, source: Path | None, submitted_dir: Path
                 folder = source
             found = _candidates(folder)
 
-        if keep is not None:
-            found = {student: files for student, files in found.items() if keep(student)}
+        if choose is not None:
+            chosen = set(choose(sorted(found)))
+            found = {student: files for student, files in found.items() if student in chosen}
         intakes = []
         for student, files in sorted(found.items()):
             if not STUDENT_ID_RE.match(student):

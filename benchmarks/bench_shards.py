@@ -34,7 +34,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from bench_grading import ASSIGNMENT, make_class  # noqa: E402
 from postgres_server import postgres_server  # noqa: E402
 
-from autograder.gradebook import shard_of  # noqa: E402
+from autograder.gradebook import shard_share  # noqa: E402
 from autograder.nbgrader_run import release, scratch_course  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def main() -> int:
         released = release(ASSIGNMENT, root=scratch_course(tmp / "release-course", [ASSIGNMENT]),
                            release_dir=tmp / "release") / f"{ASSIGNMENT}.ipynb"
         make_class(released, args.n, tmp / "class")
-        shares = [sum(shard_of(f"s{k:02d}", 2) == j for k in range(args.n)) for j in (0, 1)]
+        shares = [len(shard_share([f"s{k:02d}" for k in range(args.n)], j, 2)) for j in (0, 1)]
         print(f"{args.n} submissions of {ASSIGNMENT}; shards of {shares[0]} and {shares[1]}; "
               f"load average before: {os.getloadavg()[0]:.2f}")
 

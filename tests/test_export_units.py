@@ -70,19 +70,31 @@ def test_rows_give_each_cell_and_leave_pending_written_answers_empty(gradebook):
 # Shards, the grading state in the gradebook, and the class export (autograder.gradebook)
 
 
-def test_shards_split_a_class_by_student_id_alone():
-    from autograder.gradebook import parse_shard, shard_of
+def test_shards_deal_the_class_evenly():
+    from autograder.gradebook import parse_shard, shard_share
 
     students = [f"s{i:04d}" for i in range(1000)]
-    shares = [[s for s in students if shard_of(s, 4) == k] for k in range(4)]
+    shares = [shard_share(reversed(students), k, 25) for k in range(25)]
     assert sorted(sum(shares, [])) == students          # every student in exactly one shard
-    assert all(200 <= len(share) <= 300 for share in shares), [len(s) for s in shares]
-    # A student's shard does not depend on the rest of the class (a late submission moves no one).
-    assert [shard_of(s, 4) for s in students[:10]] == [shard_of(s, 4) for s in reversed(students[:10])][::-1]
+    assert {len(share) for share in shares} == {40}     # at most one apart in general
+    assert [len(shard_share(students[:12], k, 5)) for k in range(5)] == [3, 3, 2, 2, 2]
     assert parse_shard("0/4") == (0, 4) and parse_shard("3/4") == (3, 4)
     for bad in ("4/4", "-1/4", "1/0", "1", "a/b", "1/2/3"):
         with pytest.raises(ValueError):
             parse_shard(bad)
+
+
+def test_a_shard_refuses_a_roster_other_shards_did_not_deal_from(gradebook):
+    from autograder.gradebook import GradebookError, check_roster
+
+    url, _ = gradebook
+    check_roster(url, A, 2, ["ann", "ben", "cat"])          # the first shard records it
+    check_roster(url, A, 2, ["cat", "ann", "ben"])          # the other shard, a rerun: the same
+    with pytest.raises(GradebookError, match=r"differ from those .* \(3 students then, 4 now\)"):
+        check_roster(url, A, 2, ["ann", "ben", "cat", "dan"])   # a late submission
+    with pytest.raises(GradebookError, match="differ"):
+        check_roster(url, A, 2, ["ann", "ben"])
+    check_roster(url, A, 3, ["ann", "ben", "cat", "dan"])   # another split is another deal
 
 
 def test_grading_state_is_shared_through_the_gradebook(gradebook):

@@ -81,8 +81,8 @@ def _state(url: str) -> dict[str, tuple]:
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-# The class, and the shard autograder.gradebook.shard_of gives each student of it with N = 2.
-SHARDS = {"ann": 0, "blank": 0, "corrupt": 1, "partial": 1, "solution": 1}
+# The class, and the shard autograder.gradebook.shard_share deals each student of it with N = 2.
+SHARDS = {"ann": 0, "blank": 1, "corrupt": 0, "partial": 1, "solution": 0}
 # Two graders on one machine stand for two machines: each its own course folder and its own
 # kernel uids (on two machines both would use the default range), away from the low end of
 # the default range that other grading runs use first.
@@ -94,9 +94,9 @@ def graded(postgres_url, tmp_path_factory):
     """One class, graded by one grader into SQLite, and by two shards at once into one
     PostgreSQL gradebook (shard 1 killed after its first graded student, then rerun), then
     exported from PostgreSQL alone."""
-    from autograder.gradebook import shard_of
+    from autograder.gradebook import shard_share
 
-    assert {s: shard_of(s, 2) for s in SHARDS} == SHARDS
+    assert {s: k for k in (0, 1) for s in shard_share(SHARDS, k, 2)} == SHARDS
     tmp = tmp_path_factory.mktemp("grade-postgres")
     course_sqlite = scratch_course(tmp / "sqlite", [ASSIGNMENT])
     blank = release(ASSIGNMENT, root=course_sqlite, release_dir=tmp / "release") / f"{ASSIGNMENT}.ipynb"
@@ -133,8 +133,8 @@ def graded(postgres_url, tmp_path_factory):
 
     first, second = shard(0, "out-shard-0"), shard(1, "out-shard-1")
     deadline = time.monotonic() + 900
-    # corrupt is recorded at intake; one more means shard 1 graded one notebook of its two.
-    while len([s for s in _state(postgres_url) if SHARDS[s] == 1]) < 2 and second.poll() is None:
+    # Shard 1 graded one notebook of its two.
+    while not [s for s in _state(postgres_url) if SHARDS[s] == 1] and second.poll() is None:
         assert time.monotonic() < deadline, "shard 1 recorded nothing in 900 s"
         time.sleep(0.2)
     second.send_signal(signal.SIGKILL)
@@ -147,7 +147,14 @@ def graded(postgres_url, tmp_path_factory):
     rerun = _finish(shard(0, "out-shard-0-rerun"))
     _finish(_cli("export", ASSIGNMENT, "--db", postgres_url, "--out", str(tmp / "out-export"),
                  "--course", str(machines[0]), "--feedback", str(tmp / "out-shard-0"), str(tmp / "out-shard-1")))
-    return {"single": single, "tmp": tmp, "machines": machines, "url": postgres_url, "early": early,
+    # A late submission changes the roster the shards dealt from: a shard refuses it.
+    late = tmp / "class-late"
+    shutil.copytree(class_dir, late)
+    shutil.copyfile(SOURCE, late / "zed.ipynb")
+    moved = _cli("grade", ASSIGNMENT, str(late), "--out", str(tmp / "out-late"), "--shard", "0/2",
+                 "--db", postgres_url, "--course", str(machines[0]), "--kernel-uids", SHARD_UIDS[0])
+    late_said = moved.communicate(timeout=300)[0]
+    return {"late": late_said, "late_code": moved.returncode, "single": single, "tmp": tmp, "machines": machines, "url": postgres_url, "early": early,
             "early_code": unregistered.returncode, "killed": before_rerun, "after": after, "rerun": rerun}
 
 
@@ -236,7 +243,7 @@ def test_a_killed_shard_loses_and_repeats_nothing(graded):
 
     killed, after = graded["killed"], graded["after"]
     finished = sorted(s for s in killed if SHARDS[s] == 1)
-    assert len(finished) == 2 and "corrupt" in finished, f"the kill should land mid-shard: {killed}"
+    assert len(finished) == 1, f"the kill should land mid-shard: {killed}"
     assert sorted(after) == sorted(SHARDS)
     for student in finished:  # recorded before the kill: not graded again by the rerun
         assert after[student] == killed[student], student
@@ -252,6 +259,12 @@ def test_a_killed_shard_loses_and_repeats_nothing(graded):
         engine.dispose()
     assert dict(subs) == {s: 1 for s in SHARDS}
     assert dict(grades) == {s: len(_graded_cells()) for s in SHARDS}
+
+
+def test_a_shard_refuses_a_changed_roster(graded):
+    assert graded["late_code"] == 2, graded["late"]
+    assert "differ from those the other shards of this 2-way split" in " ".join(graded["late"].split())
+    assert _state(graded["url"]).keys() == SHARDS.keys()     # zed was not graded by anyone
 
 
 def test_grades_are_in_the_postgres_gradebook(graded):
@@ -279,7 +292,7 @@ def test_rerun_of_a_finished_shard_grades_nothing(graded):
     tmp = graded["tmp"]
     assert (tmp / "out-shard-0-rerun" / "grades.csv").read_bytes() == (tmp / "out-shard-0" / "grades.csv").read_bytes()
     log_text = (tmp / "out-shard-0-rerun" / "grading.log").read_text()
-    assert "in shard 0/2; 0 to grade" in log_text, log_text[-2000:]
+    assert "3 students in shard 0/2; 0 to grade" in log_text, log_text[-2000:]
 
 
 def test_export_gathers_every_students_feedback(graded):
@@ -294,6 +307,6 @@ def test_export_with_a_shard_missing_says_whose_feedback_is_missing(graded, tmp_
                 "--course", str(graded["machines"][0]), "--feedback", str(graded["tmp"] / "out-shard-0"))
     out = proc.communicate(timeout=300)[0]
     assert proc.returncode == 1, out
-    assert "no feedback page in the given folders for: corrupt, partial, solution" in out
+    assert "no feedback page in the given folders for: blank, partial" in out
     # The grades are complete all the same: they come from the gradebook.
     assert (tmp_path / "out" / "grades.csv").read_bytes() == (graded["tmp"] / "out-sqlite" / "grades.csv").read_bytes()
