@@ -141,10 +141,13 @@ def _export(args) -> int:
     try:
         done = export_class(args.assignment, args.db, Path(args.out), course_root=Path(args.course),
                             feedback_from=[Path(p) for p in args.feedback])
-    except (GradebookError, SQLAlchemyError, ImportError) as exc:
+    except (GradebookError, SQLAlchemyError, ImportError, OSError) as exc:
         print(f"cannot export {args.assignment} from {_shown(args.db)}: {exc}")
         return 2
     print(f"{args.assignment}: {done['students']} students -> {Path(args.out) / 'grades.csv'}")
+    if done["not_graded"]:
+        print(f"on the shards' roster but not graded yet (status 'not graded'): {', '.join(done['not_graded'])}")
+        return 1
     if args.feedback:
         print(f"feedback of {done['feedback']} students -> {Path(args.out) / 'feedback'}/")
         if done["missing_feedback"]:

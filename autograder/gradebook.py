@@ -31,7 +31,7 @@ import threading
 from pathlib import Path
 
 from sqlalchemy import Column, Float, Integer, MetaData, String, Table, Text, create_engine, delete, inspect, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from traitlets.config.loader import PyFileConfigLoader
 
 from autograder import REPO_ROOT, notebook as nbtools
@@ -77,6 +77,9 @@ def check_roster(db_url: str, assignment: str, n: int, students) -> None:
     """Record the roster that the shards of an ``n``-way split deal from, or check that it is
     the one recorded (another shard of the split, or a rerun of this one, saw the same)."""
     digest, count = roster_digest(students), len(set(students))
+    if not count:
+        raise GradebookError("no submissions to deal: a shard never records an empty roster (check SUBMISSIONS, "
+                             "or the course's submitted/ folder when none is given)")
     engine = create_engine(db_url)
     key = (ROSTER_TABLE.c.course_id == course_id(), ROSTER_TABLE.c.assignment == assignment,
            ROSTER_TABLE.c.shards == n)
@@ -90,9 +93,9 @@ def check_roster(db_url: str, assignment: str, n: int, students) -> None:
                         try:
                             conn.execute(ROSTER_TABLE.insert().values(
                                 course_id=course_id(), assignment=assignment, shards=n,
-                                roster_sha256=digest, students=count))
+                                roster_sha256=digest, students=count, ids="\n".join(sorted(set(students)))))
                             return
-                        except SQLAlchemyError:
+                        except IntegrityError:  # another shard inserted first: compare with it
                             continue
                 if row["roster_sha256"] != digest:
                     raise GradebookError(
@@ -110,15 +113,23 @@ def check_roster(db_url: str, assignment: str, n: int, students) -> None:
 # nbgrader's tables
 
 
-def assignment_registered(assignment: str, db_url: str) -> bool:
+def assignment_registered(assignment: str, db_url: str, source_nb: Path | None = None) -> bool:
+    """Whether the gradebook holds the assignment; with ``source_nb``, completely: nbgrader
+    records the assignment before its notebook and cells, so a register that was killed half-way
+    leaves an assignment that autograde cannot use. Its graded cells must be the source's."""
     from nbgrader.api import Gradebook, MissingEntry
 
     with DB_LOCK, Gradebook(db_url, course_id()) as gb:
         try:
-            gb.find_assignment(assignment)
-            return True
+            recorded = gb.find_assignment(assignment)
         except MissingEntry:
             return False
+        if source_nb is None:
+            return True
+        cells = {cell.name for nb in recorded.notebooks for cell in nb.grade_cells}
+    wanted = {nbtools.nbgrader_meta(c)["grade_id"] for c in nbtools.read(source_nb).cells
+              if nbtools.nbgrader_meta(c).get("grade")}
+    return cells == wanted
 
 
 def register_assignment(assignment: str, course_root: Path, db_url: str) -> bool:
@@ -131,7 +142,8 @@ def register_assignment(assignment: str, course_root: Path, db_url: str) -> bool
     from autograder.nbgrader_run import GradingError, release
 
     GradingState.create_table(db_url)
-    if assignment_registered(assignment, db_url):
+    source_nb = Path(course_root) / "solutions" / assignment / f"{assignment}.ipynb"
+    if assignment_registered(assignment, db_url, source_nb):
         return False
     with tempfile.TemporaryDirectory(prefix="dlc-release-") as tmp:
         try:
@@ -220,6 +232,7 @@ ROSTER_TABLE = Table(
     Column("shards", Integer, primary_key=True, autoincrement=False),
     Column("roster_sha256", String(64), nullable=False),
     Column("students", Integer, nullable=False),
+    Column("ids", Text, nullable=False),   # the roster itself, one id per line: export lists them all
 )
 
 
@@ -229,7 +242,9 @@ class GradingState:
     def __init__(self, db_url: str, assignment: str):
         self.assignment = assignment
         self.course = course_id()
-        self.engine = create_engine(db_url)
+        # pool_pre_ping: a run holds this engine for hours; a connection dropped meanwhile
+        # (a proxy's idle timeout, a failover) is replaced instead of failing a record.
+        self.engine = create_engine(db_url, pool_pre_ping=True)
         self.create_table(db_url, self.engine)
         with DB_LOCK, self.engine.connect() as conn:
             rows = conn.execute(select(STATE_TABLE).where(
@@ -248,7 +263,8 @@ class GradingState:
                 except SQLAlchemyError:
                     # Another grader created it at the same moment (PostgreSQL's catalog then
                     # reports a duplicate); anything else is a real error.
-                    if not inspect(engine).has_table(STATE_TABLE.name):
+                    found = inspect(engine)
+                    if not all(found.has_table(t.name) for t in _METADATA.sorted_tables):
                         raise
         finally:
             if own:
@@ -279,10 +295,17 @@ class GradingState:
 
 def export_class(assignment: str, db_url: str, out_dir: Path, *, course_root: Path = REPO_ROOT,
                  feedback_from: list[Path] = ()) -> dict:
-    """Write ``out_dir/grades.csv`` for every student any grader recorded, and gather the
-    shards' feedback pages (``<dir>/feedback/<student>/<assignment>.html``) into
-    ``out_dir/feedback``. Returns {"students": n, "feedback": n, "missing_feedback": [ids]}."""
+    """Write ``out_dir/grades.csv`` for the whole class, and gather the shards' feedback pages
+    (``<dir>/feedback/<student>/<assignment>.html``) into ``out_dir/feedback``.
+
+    The class: every student a grader recorded (with its status), every student of a shards'
+    roster that no shard has graded yet (status ``not graded``), and every submission in the
+    gradebook that this command did not grade (``graded by nbgrader``: plain nbgrader or the
+    formgrader). Returns {"students": n, "feedback": n, "missing_feedback": [ids],
+    "not_graded": [ids]}."""
     import shutil
+
+    from nbgrader.api import Gradebook
 
     source_nb = Path(course_root) / "solutions" / assignment / f"{assignment}.ipynb"
     if not source_nb.exists():
@@ -292,11 +315,21 @@ def export_class(assignment: str, db_url: str, out_dir: Path, *, course_root: Pa
     state = GradingState(db_url, assignment)
     try:
         statuses = {s: e["status"] for s, e in state.data.items()}
+        with DB_LOCK, state.engine.connect() as conn:
+            rosters = conn.execute(select(ROSTER_TABLE.c.ids).where(
+                ROSTER_TABLE.c.course_id == state.course, ROSTER_TABLE.c.assignment == assignment)).scalars().all()
     finally:
         state.close()
+    not_graded = sorted({s for ids in rosters for s in ids.splitlines() if s} - set(statuses))
+    with DB_LOCK, Gradebook(db_url, course_id()) as gb:
+        by_nbgrader = {sub.student_id for sub in gb.assignment_submissions(assignment)} - set(statuses)
+    statuses.update({s: "graded by nbgrader" for s in by_nbgrader})
+    statuses.update({s: "not graded" for s in not_graded})
     if not statuses:
         raise GradebookError(f"no student of {assignment!r} has been graded in this gradebook yet")
-    out_dir = Path(out_dir)
+    out_dir = Path(out_dir).resolve()
+    if any(Path(folder).resolve() == out_dir for folder in feedback_from):
+        raise GradebookError(f"--out {out_dir} is one of the --feedback folders: export into a folder of its own")
     out_dir.mkdir(parents=True, exist_ok=True)
     header, rows = export_rows(assignment, db_url, source_nb, statuses)
     write_grades_csv(out_dir, header, rows)
@@ -317,5 +350,6 @@ def export_class(assignment: str, db_url: str, out_dir: Path, *, course_root: Pa
         dest = out_dir / "feedback" / student / page.name
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(page, dest)
-    missing = sorted(set(statuses) - set(pages)) if feedback_from else []
-    return {"students": len(statuses), "feedback": len(pages), "missing_feedback": missing}
+    missing = sorted(set(statuses) - set(pages) - set(not_graded)) if feedback_from else []
+    return {"students": len(statuses), "feedback": len(pages), "missing_feedback": missing,
+            "not_graded": not_graded}

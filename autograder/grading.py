@@ -509,8 +509,14 @@ def _feedback(run: GradingRun, results: dict[str, Result], out_dir: Path, jobs: 
             workers.get().close()
     for student, result in results.items():
         dest = out_dir / "feedback" / student / f"{run.assignment}.html"
+        page = pages.get(student)
+        if page is None and result.status == "ok":
+            # Graded (the state says so) but not on this machine: another shard or machine
+            # has its page; a "could not be graded" page here would be false.
+            log.info("%s: graded elsewhere; its feedback page is where it was graded", student)
+            continue
         dest.parent.mkdir(parents=True, exist_ok=True)
-        page = pages.get(student) or not_shown_page(
+        page = page or not_shown_page(
             run.assignment, "not graded", f"Your submission could not be graded: {result.status}. {result.detail}")
         dest.write_text(page, encoding="utf-8")
 
@@ -534,7 +540,9 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     if not source_nb.exists():
         known = sorted(p.name for p in (course_root / "solutions").glob("*") if p.is_dir())
         raise GradeCommandError(f"no instructor source {source_nb}; known assignments: {known}")
-    if shard is not None and shard[1] > 1 and not db_url:
+    if shard is not None and shard[1] == 1:
+        shard = None  # the whole class: exactly a run without --shard
+    if shard is not None and not db_url:
         raise GradeCommandError("--shard needs the one gradebook all shards share: pass --db "
                                 "(e.g. postgresql://user@host/gradebook); each machine's default "
                                 "SQLite file would hold only its own share")
@@ -562,12 +570,13 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
         log.warning("grading WITHOUT the sandbox (--no-sandbox): student code runs with the "
                     "grader's permissions, files and network")
     try:
-        if shard is not None and shard[1] > 1:
+        if shard is not None:
             # Shards start together: registering here would race (see register_assignment).
-            if not assignment_registered(assignment, db_url):
+            if not assignment_registered(assignment, db_url, source_nb):
                 raise GradeCommandError(
-                    f"the gradebook has no {assignment} yet: run `python -m autograder register "
-                    f"{assignment} --db URL` once before the shards start")
+                    f"the gradebook has no {assignment} yet, or not this version of it (its graded cells "
+                    f"differ from {source_nb}): run `python -m autograder register {assignment} --db URL` "
+                    f"once before the shards start")
             state = GradingState(db_url, assignment)
         else:
             register_assignment(assignment, course_root, db_url)
@@ -584,14 +593,20 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     try:
         intakes = import_submissions(assignment, submissions, course_root / "submitted",
                                      choose=None if shard is None else mine)
-    except SubmissionsError as exc:
+    except (SubmissionsError, GradebookError) as exc:
         raise GradeCommandError(str(exc)) from exc
-    except GradebookError as exc:
-        raise GradeCommandError(str(exc)) from exc
+    except SQLAlchemyError as exc:  # recording the shards' roster
+        raise GradeCommandError(f"cannot use the gradebook {make_url(db_url).render_as_string(hide_password=True)}: "
+                                f"{exc}") from exc
     results: dict[str, Result] = {}
     todo = []
+    _migrate_json_state(course_root / "autograded" / f".{assignment}-grading.json", state)
     for intake in intakes:
-        if intake.status != "ok":
+        if intake.status == "invalid student id":
+            # Not an id nbgrader can hold (and maybe longer than its column): in this run's
+            # grades.csv and log only, never in the gradebook.
+            results[intake.student] = Result(intake.student, intake.status, intake.detail, intake.sha256)
+        elif intake.status != "ok":
             if (force or not state.done(intake.student, intake.sha256)
                     or state.data[intake.student]["status"] != intake.status):
                 zero_submission(assignment, intake.student, db_url)
@@ -631,6 +646,22 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
     write_grades_csv(out_dir, header, rows)
     _feedback(GradingRun(assignment, course_root, db_url, limits), results, out_dir, jobs)
     return [results[s] for s in sorted(results)]
+
+
+def _migrate_json_state(path: Path, state: GradingState) -> None:
+    """The grading state of a course graded before it moved into the gradebook (a JSON file
+    beside it): taken over once, so that the first run after the upgrade regrades no one."""
+    if not path.exists():
+        return
+    try:
+        old = json.loads(path.read_text())
+    except (OSError, ValueError):
+        old = {}
+    for student, entry in old.items() if isinstance(old, dict) else ():
+        if student not in state.data and isinstance(entry, dict) and isinstance(entry.get("status"), str):
+            state.record({k: entry[k] for k in ("student", "status", "detail", "sha256", "seconds") if k in entry})
+    path.rename(path.with_name(path.name + ".migrated"))
+    log.info("took over the grading state of %d students from %s", len(old), path)
 
 
 def zygote_environment(home: Path) -> dict[str, str]:

@@ -131,7 +131,7 @@ def import_submissions(assignment: str, source: Path | None, submitted_dir: Path
             found = {student: files for student, files in found.items() if student in chosen}
         intakes = []
         for student, files in sorted(found.items()):
-            if not STUDENT_ID_RE.match(student):
+            if not STUDENT_ID_RE.fullmatch(student):  # fullmatch: "$" would also take "ann\n"
                 intakes.append(Intake(student, "invalid student id",
                                       detail="ids use letters, digits and _.@+- only"))
                 continue

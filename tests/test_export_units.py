@@ -95,6 +95,8 @@ def test_a_shard_refuses_a_roster_other_shards_did_not_deal_from(gradebook):
     with pytest.raises(GradebookError, match="differ"):
         check_roster(url, A, 2, ["ann", "ben"])
     check_roster(url, A, 3, ["ann", "ben", "cat", "dan"])   # another split is another deal
+    with pytest.raises(GradebookError, match="empty roster"):
+        check_roster(url, A, 4, [])                          # a shard that found no submissions
 
 
 def test_grading_state_is_shared_through_the_gradebook(gradebook):
@@ -115,14 +117,16 @@ def test_grading_state_is_shared_through_the_gradebook(gradebook):
 
 
 def test_export_class_writes_the_recorded_students_and_gathers_feedback(gradebook, tmp_path):
-    from autograder.gradebook import GradebookError, GradingState, export_class
+    from autograder.gradebook import GradebookError, GradingState, check_roster, export_class
 
     url, source = gradebook
     course = tmp_path / "course"
     (course / "solutions" / A).mkdir(parents=True)
     source.rename(course / "solutions" / A / f"{A}.ipynb")
-    with pytest.raises(GradebookError, match="no student"):
-        export_class(A, url, tmp_path / "none", course_root=course)
+    # Graded by plain nbgrader (no state of the grade command): exported all the same.
+    assert export_class(A, url, tmp_path / "plain", course_root=course)["students"] == 3
+    assert [r.split(",")[:2] for r in (tmp_path / "plain" / "grades.csv").read_text().splitlines()[1:]] == [
+        ["ann", "graded by nbgrader"], ["ben", "graded by nbgrader"], ["cat", "graded by nbgrader"]]
     state = GradingState(url, A)
     for student, status in (("ann", "ok"), ("ben", "ok"), ("cat", "timeout")):
         state.record({"student": student, "status": status})
@@ -134,7 +138,7 @@ def test_export_class_writes_the_recorded_students_and_gathers_feedback(gradeboo
             page.parent.mkdir(parents=True)
             page.write_text(f"<p>{student}</p>")
     done = export_class(A, url, tmp_path / "out", course_root=course, feedback_from=shards[:1])
-    assert done == {"students": 3, "feedback": 1, "missing_feedback": ["ben", "cat"]}
+    assert done == {"students": 3, "feedback": 1, "missing_feedback": ["ben", "cat"], "not_graded": []}
     rows = (tmp_path / "out" / "grades.csv").read_text().splitlines()
     assert rows == ["student_id,status,score,max_score,test_f,written_why",
                     "ann,ok,4.5,5,2,2.5", "ben,ok,0,5,0,", "cat,timeout,1,5,1,0"]
@@ -149,3 +153,10 @@ def test_export_class_writes_the_recorded_students_and_gathers_feedback(gradeboo
         export_class(A, url, tmp_path / "out", course_root=course, feedback_from=[*shards, tmp_path / "shard-2"])
     with pytest.raises(GradebookError, match="no feedback/ folder"):
         export_class(A, url, tmp_path / "out", course_root=course, feedback_from=[tmp_path / "nowhere"])
+    with pytest.raises(GradebookError, match="is one of the --feedback folders"):
+        export_class(A, url, shards[0], course_root=course, feedback_from=shards)
+    # A student on the shards' roster whom no shard has graded yet is a row, not a silent gap.
+    check_roster(url, A, 2, ["ann", "ben", "cat", "dan"])
+    done = export_class(A, url, tmp_path / "out", course_root=course, feedback_from=shards)
+    assert done["not_graded"] == ["dan"] and done["missing_feedback"] == []
+    assert (tmp_path / "out" / "grades.csv").read_text().splitlines()[-1] == "dan,not graded,0,0,,"

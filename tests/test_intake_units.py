@@ -144,3 +144,16 @@ def test_without_a_source_the_submitted_folder_is_read_as_it_is(tmp_path):
     assert (got["ann"].status, got["ben"].status) == ("ok", "missing notebook")
     assert got["ann"].notebook == submitted / "ann" / A / f"{A}.ipynb"
     assert import_submissions(A, None, tmp_path / "empty") == []
+
+
+def test_an_id_with_a_trailing_newline_is_invalid_not_a_second_ann(tmp_path):
+    """``re.match`` with ``$`` accepts "ann\\n": it would become a second student beside ann, in
+    the gradebook and as a CSV row with a line break in it."""
+    k = tmp_path / "class"
+    _nb(k / "ann.ipynb")
+    _nb(k / "ann\n.ipynb")
+    _nb(k / ("x" * 101 + ".ipynb"))          # longer than an id may be
+    got = _by_student(import_submissions("ps0", k, tmp_path / "submitted"))
+    assert {s: i.status for s, i in got.items()} == {
+        "ann": "ok", "ann\n": "invalid student id", "x" * 101: "invalid student id"}
+    assert sorted(p.name for p in (tmp_path / "submitted").iterdir()) == ["ann"]
