@@ -12,7 +12,7 @@ LOCK   ?= requirements.lock
 # The stamp names the lock's hash, so editing the lock re-syncs the environment.
 STAMP  := $(VENV)/.synced-$(shell cat $(LOCK) pyproject.toml | cksum | cut -d' ' -f1)
 
-.PHONY: env book-sysdeps sysdeps book test test-fast lock release gpu-env kernel readiness bench bench-grading bench-shards clean
+.PHONY: env book-sysdeps sysdeps axe book test test-fast lock release gpu-env kernel readiness bench bench-grading bench-shards clean
 
 env: book-sysdeps $(STAMP)
 
@@ -29,8 +29,13 @@ book: env
 	DLCOURSE_CHECK_FIGURES=1 $(BIN)/jupyter-book build . -W --keep-going
 	@echo "Open _build/html/index.html"
 
-test: env sysdeps
+test: env sysdeps axe
 	$(BIN)/python -m pytest -v --durations=25 tests
+
+# axe-core for the accessibility tests, from the npm registry into .cache/axe-core/
+# (version and sha512 pinned in tests/test_accessibility.py).
+axe: env
+	$(BIN)/python tests/test_accessibility.py --fetch-axe
 
 # The edit loop: what needs no book build, no grading and no TensorFlow kernels.
 test-fast: env

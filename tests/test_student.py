@@ -32,6 +32,9 @@ from autograder.release_checks import CHECKS, build_checks, render
 from conftest import OFFLINE_ENV, REPO
 from dlcourse import kernel, selfcheck
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "book" / "_ext"))
+from course_links import published_url  # noqa: E402
+
 ASSIGNMENTS = assignments()
 BIN = Path(sys.executable).parent
 CHAPTERS = {"ps1-basics": "01-basics", "ps2-overfitting": "02-overfitting", "ps3-cnns": "03-cnns",
@@ -384,19 +387,25 @@ def test_colab_install_spec_names_this_package():
 
 @pytest.mark.parametrize("assignment", ASSIGNMENTS)
 def test_assignment_links_its_chapter_sections(assignment):
+    """Every part links the sections of its own chapter to read first, and the intro the
+    chapter, as absolute URLs of the published book (they work in JupyterLab, Colab and the
+    feedback pages; tests/test_book_links.py checks each against the built site)."""
+    import yaml
+
     chapter = CHAPTERS[assignment]
+    site = re.escape(published_url(yaml.safe_load((REPO / "_config.yml").read_text())["repository"]["url"]))
     chapter_text = (REPO / "book" / f"{chapter}.md").read_text(encoding="utf-8")
     targets = set(re.findall(r"^\((topic-[\w-]+)\)=", chapter_text, re.M))
     for where, path in _notebooks(assignment).items():
         nb = read(path)
         md = [c.source for c in nb.cells if c.cell_type == "markdown"]
-        linked = re.findall(r"\]\(#(topic-[\w-]+)\)", "\n".join(md))
+        linked = re.findall(rf"\]\({site}book/([\w-]+)\.html#(topic-[\w-]+)\)", "\n".join(md))
         assert linked, f"{where}: no links to the chapter's sections"
-        wrong = sorted(set(linked) - targets)
+        wrong = sorted({f"{page}#{t}" for page, t in linked if page != chapter or t not in targets})
         assert not wrong, f"{where}: {wrong} are not topics of book/{chapter}.md"
-        assert f"](../../book/{chapter}.md)" in md[0], f"{where}: the intro does not link the chapter"
-        assert not re.search(r"\]\([^)]*\.md#", "\n".join(md)), \
-            f"{where}: MyST resolves path.md#anchor against heading slugs only; link #topic-<id>"
+        assert re.search(rf"\]\({site}book/{chapter}\.html\)", md[0]), f"{where}: the intro does not link the chapter"
+        assert not re.search(r"\]\((#topic-|[^)]*\.md\b)", "\n".join(md)), \
+            f"{where}: a relative link (#topic-... or ...md) goes nowhere in JupyterLab, Colab and feedback"
         parts = [s for s in md if s.startswith("## Part ")]
-        assert parts and all(re.search(r"\]\(#topic-", s) for s in parts), \
+        assert parts and all(re.search(rf"\]\({site}book/{chapter}\.html#topic-", s) for s in parts), \
             f"{where}: every part links the sections to read first"
