@@ -103,16 +103,40 @@ def _grade(args) -> int:
         bar.update(task, total=len(results), completed=len(results))
 
     rows = {r[0]: r for r in _read_csv(Path(args.out) / "grades.csv")}
+    awaiting = _awaiting_points(Path(args.course), args.assignment, Path(args.out) / "grades.csv")
     table = Table(title=f"{args.assignment}: {len(results)} students")
-    for col in ("student", "status", "score", "max"):
-        table.add_column(col, justify="right" if col in ("score", "max") else "left")
+    for col in ("student", "status", "score", "max", "awaiting"):
+        table.add_column(col, justify="left" if col in ("student", "status") else "right")
     for r in results:
         row = rows.get(r.student, [r.student, r.status, "", ""])
         style = None if r.status == "ok" else "yellow"
-        table.add_row(r.student, r.status, row[2], row[3], style=style)
+        waits = awaiting.get(r.student, 0.0)
+        table.add_row(r.student, r.status, row[2], row[3], f"{waits:g}" if waits else "", style=style)
     console.print(table)
     console.print(f"grades: {Path(args.out) / 'grades.csv'}; feedback: {Path(args.out) / 'feedback'}/")
+    waiting = [s for s in awaiting if awaiting[s]]
+    if waiting:
+        console.print(f"{len(waiting)} student(s) have written answers awaiting manual grading "
+                      f"({sum(awaiting.values()):g} points, not in their score yet): grade them in the "
+                      "formgrader, then run this command again.")
     return 0
+
+
+def _awaiting_points(course: Path, assignment: str, grades_csv: Path) -> dict[str, float]:
+    """Points of each student's cells that wait for the formgrader: the empty cells of
+    grades.csv (a graded cell is never empty), counted with the points of the instructor's
+    source. A student without a submission (max_score 0: every cell empty) waits for nothing."""
+    import csv
+
+    from autograder import notebook as nbtools
+
+    source = nbtools.read(course / "solutions" / assignment / f"{assignment}.ipynb")
+    points = {m["grade_id"]: float(m.get("points") or 0) for m in map(nbtools.nbgrader_meta, source.cells)
+              if m.get("grade") and m.get("grade_id")}
+    with open(grades_csv, newline="") as f:
+        rows = list(csv.DictReader(f))
+    return {r["student_id"]: sum(p for g, p in points.items() if r.get(g) == "")
+            for r in rows if float(r.get("max_score") or 0) > 0}
 
 
 def _register(args) -> int:

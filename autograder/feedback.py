@@ -15,6 +15,15 @@ a notebook whose rendering hangs costs only its own feedback (a short page says 
 the grades or the feedback of others. Before a page is written, :func:`leaked_lines` scans it
 for every hidden-test line of the instructor's source (:func:`secret_lines`); a page that
 shows one is replaced by a page that withholds the feedback.
+
+Grades that are not grades yet (issue #15): :class:`FeedbackGrades` is nbgrader's ``GetGrades``
+that also marks every graded cell still waiting for the formgrader
+(``cell.metadata.nbgrader.awaiting_manual_grade``) and every answer left as released
+(``not_answered``), and leaves the waiting cells out of the notebook's score and total
+(``resources["nbgrader"]["awaiting_points"]`` says how many points wait). The template
+(``templates/dlc_feedback``) reads "awaiting manual grading" and "not answered" from them; a
+test cell that failed because a function still raises the release's ``NotImplementedError``
+reads "Not answered" (:func:`not_answered_line`).
 """
 
 from __future__ import annotations
@@ -25,7 +34,8 @@ import re
 from pathlib import Path
 
 from nbformat.v4 import new_output
-from nbgrader.preprocessors import NbGraderPreprocessor
+from nbgrader import utils as nbgrader_utils
+from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
 
 from autograder.notebook import hidden_blocks, nbgrader_meta, split_hidden
 
@@ -42,6 +52,34 @@ def _failing_line(output) -> int | None:
         if m:
             return int(m.group(1))
     return None
+
+
+# What the release's answer cells raise (``raise NotImplementedError()``): as run in the student's
+# kernel, or as the judge re-raises it (autograder.channel.student_error: "name(...) raised ...").
+NOT_IMPLEMENTED = "NotImplementedError"
+JUDGED_NOT_IMPLEMENTED = "StudentNotImplementedError"
+JUDGED_RAISED_RE = re.compile(r"(?P<name>[A-Za-z_][\w.:]*)\(\.\.\.\) raised NotImplementedError(?:: ?(?P<msg>.*))?\Z",
+                              re.S)
+
+
+def not_answered_line(error, grade_id: str, visible: bool) -> str | None:
+    """The feedback line of a test cell's error output when it means the question is not
+    answered: a graded function still raises ``NotImplementedError``, the release's placeholder.
+    None for any other error. ``visible``: the error came from a visible line of the test (a
+    hidden line's own message is never shown; only the judge's, which carries the student's
+    exception, is)."""
+    ename, evalue = error.get("ename"), str(error.get("evalue") or "")
+    default = grade_id[len("test_"):] if grade_id.startswith("test_") and len(grade_id) > 5 else "your function"
+    if ename == JUDGED_NOT_IMPLEMENTED:
+        m = JUDGED_RAISED_RE.match(evalue)
+        name, message = (m["name"], m["msg"] or "") if m else (default, "")
+    elif ename == NOT_IMPLEMENTED and (visible or not evalue.strip()):
+        name, message = default, evalue
+    else:
+        return None
+    if message.strip():
+        return f"Not answered: {name} raises NotImplementedError: {message.strip()}"
+    return f"Not answered: {name} still raises NotImplementedError (the release's placeholder)."
 
 
 def redact_test_cell(cell) -> None:
@@ -64,12 +102,66 @@ def redact_test_cell(cell) -> None:
         lines = [f"{meta.get('grade_id', 'test')}: {'passed' if passed else 'failed'}"]
     for err in errors:
         line = _failing_line(err)
-        if line is not None and line < hidden_starts_at:
+        from_visible = line is not None and line < hidden_starts_at
+        unanswered = not_answered_line(err, str(meta.get("grade_id", "")), from_visible)
+        if unanswered:
+            lines.append(unanswered)
+        elif from_visible:
             lines.append(f"A visible test failed: {err.get('ename')}: {err.get('evalue')}")
         else:
             lines.append("A hidden test failed (or the cell could not run to the end).")
     cell.source = visible
     cell.outputs = [new_output("stream", name="stdout", text="\n".join(lines) + "\n")]
+
+
+class FeedbackGrades(GetGrades):
+    """nbgrader's ``GetGrades`` (scores and comments from the gradebook into the notebook),
+    and what the feedback must not present as a grade:
+
+    - a graded cell whose grade still needs the formgrader (``needs_manual_grade`` and no
+      ``manual_score``: a written answer nobody has graded yet) gets
+      ``metadata.nbgrader.awaiting_manual_grade = True`` and counts neither in
+      ``resources["nbgrader"]["score"]`` nor in ``["max_score"]``; its points are in
+      ``["awaiting_points"]`` (0 when nothing waits);
+    - an answer cell left as released (nbgrader's checksum: it scored 0 automatically, no manual
+      score) gets ``metadata.nbgrader.not_answered = True``; its 0 counts as usual.
+
+    Both keys are set on every graded cell and removed from every other one, so a notebook
+    cannot bring its own.
+    """
+
+    FLAGS = ("awaiting_manual_grade", "not_answered")
+
+    def preprocess(self, nb, resources):
+        self._awaiting_score, self._awaiting_points = 0.0, 0.0
+        nb, resources = super().preprocess(nb, resources)
+        grades = resources["nbgrader"]
+        grades["score"] = grades["score"] - self._awaiting_score
+        grades["max_score"] = grades["max_score"] - self._awaiting_points
+        grades["awaiting_points"] = self._awaiting_points
+        return nb, resources
+
+    def preprocess_cell(self, cell, resources, cell_index):
+        meta = cell.get("metadata", {}).get("nbgrader")
+        if isinstance(meta, dict):
+            for key in self.FLAGS:
+                meta.pop(key, None)
+        return super().preprocess_cell(cell, resources, cell_index)
+
+    def _get_score(self, cell, resources) -> None:
+        super()._get_score(cell, resources)
+        grade = self.gradebook.find_grade(cell.metadata["nbgrader"]["grade_id"], self.notebook_id,
+                                          self.assignment_id, self.student_id)
+        awaiting = grade.manual_score is None and bool(grade.needs_manual_grade)
+        cell.metadata.nbgrader["awaiting_manual_grade"] = awaiting
+        # nbgrader scores an answer cell 0 by itself only when it is unchanged from the release
+        # (its checksum); a person's score, even for a blank answer, is a grade.
+        cell.metadata.nbgrader["not_answered"] = bool(
+            nbgrader_utils.is_solution(cell) and grade.manual_score is None
+            and grade.auto_score is not None and float(grade.auto_score) == 0.0)
+        if awaiting:
+            self._awaiting_score += float(grade.score or 0)
+            self._awaiting_points += float(grade.max_score or 0)
 
 
 class RedactHiddenTests(NbGraderPreprocessor):
@@ -261,13 +353,13 @@ def feedback_config():
 
 
 def feedback_preprocessors() -> list:
-    """GenerateFeedback's preprocessors: nbgrader's, with hidden tests redacted and student
-    content cleaned. nbgrader_config.py sets them, so the formgrader's "Generate feedback"
-    button and plain ``nbgrader generate_feedback`` get them too."""
+    """GenerateFeedback's preprocessors: nbgrader's, with grades awaiting the formgrader left
+    out of the score (:class:`FeedbackGrades` in place of ``GetGrades``), hidden tests redacted
+    and student content cleaned. nbgrader_config.py sets them, so the formgrader's "Generate
+    feedback" button and plain ``nbgrader generate_feedback`` get them too."""
     from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-    from nbgrader.preprocessors import GetGrades
 
-    return [GetGrades, RedactHiddenTests, SanitizeStudentContent, CSSHTMLHeaderPreprocessor]
+    return [FeedbackGrades, RedactHiddenTests, SanitizeStudentContent, CSSHTMLHeaderPreprocessor]
 
 
 def generate_one(config: dict, student: str) -> None:

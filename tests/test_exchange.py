@@ -543,7 +543,7 @@ def test_released_feedback_is_the_redacted_page(term):
     # The manual grade and comment are in the regenerated page, not in the first one.
     page, before = page_text(term["feedback"][ANN]), page_text(term["feedback before"][ANN])
     assert f"Written response (Score: {MANUAL['score']} / {POINTS[WRITTEN[0]]})" in page
-    assert f"Written response (Score: 0.0 / {POINTS[WRITTEN[0]]})" in before
+    assert f"Written response (awaiting manual grading, {POINTS[WRITTEN[0]]:g} points)" in before
     assert f"Comments: {MANUAL['comment']}" in page
     assert MANUAL["comment"] not in before
 
@@ -567,8 +567,12 @@ def test_each_student_fetches_only_their_own_feedback(term):
         assert not leaked_lines(page, secret)
     pages = {s: next(iter(term["fetched"][s].values())) for s in STUDENTS}
     for s in STUDENTS:
-        total = float(term["grades"][s]["score"])
-        assert f"{A} (Score: {round(total, 2)} / {round(sum(POINTS.values()), 2)})" in page_text(pages[s]), s
+        row = term["grades"][s]
+        # Written answers still waiting for the formgrader count in neither the score nor the total.
+        waiting = sum(POINTS[g] for g in WRITTEN if row[g] == "")
+        note = f"; {waiting:g} point{'' if waiting == 1 else 's'} awaiting manual grading" if waiting else ""
+        top = sum(POINTS.values()) - waiting
+        assert f"{A} (Score: {round(float(row['score']), 2)} / {round(top, 2)}{note})" in page_text(pages[s]), s
     assert BEN_WRITTEN in pages[BEN] and BEN_WRITTEN not in pages[ANN]
 
 
