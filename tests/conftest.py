@@ -40,6 +40,20 @@ def built_book() -> Path:
     return BUILD
 
 
+@pytest.fixture(scope="session")
+def html_dir(request) -> Path:
+    """The built site: another build's with DLCOURSE_SITE_BUILD=/path/to/_build (a
+    ``--path-output`` build) or DLCOURSE_SITE=/path/to/html, else this run's ``built_book``."""
+    if os.environ.get("DLCOURSE_SITE"):
+        site = Path(os.environ["DLCOURSE_SITE"])
+    elif os.environ.get("DLCOURSE_SITE_BUILD"):
+        site = Path(os.environ["DLCOURSE_SITE_BUILD"]) / "html"
+    else:
+        site = request.getfixturevalue("built_book") / "html"
+    assert (site / "index.html").exists(), f"no built site at {site}"
+    return site
+
+
 # Markers, to choose what to run (`make test-fast` runs `-m "not slow"`): set here by module,
 # so that a new test in a slow file is slow too, and every test that needs the built book is.
 SLOW_MODULES = {  # each starts TensorFlow kernels, grades notebooks or builds the book

@@ -19,7 +19,6 @@ the book (as in test_browser.py).
 from __future__ import annotations
 
 import html
-import os
 import re
 import sys
 from pathlib import Path
@@ -48,14 +47,6 @@ def rel(path: Path) -> str:
 def markdown(path: Path) -> str:
     nb = nbformat.read(path, as_version=4)
     return "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
-
-
-@pytest.fixture(scope="module")
-def html_dir(request) -> Path:
-    override = os.environ.get("DLCOURSE_SITE")
-    site = Path(override) if override else request.getfixturevalue("built_book") / "html"
-    assert (site / "index.html").exists(), f"no built site at {site}"
-    return site
 
 
 # --- The address, from the one repository setting ---------------------------------------------

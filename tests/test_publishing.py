@@ -442,13 +442,6 @@ def launch_urls(page: Path) -> tuple[list[str], list[str]]:
     return hrefs, stray
 
 
-@pytest.fixture(scope="module")
-def html_dir(request) -> Path:
-    override = os.environ.get("DLCOURSE_SITE_BUILD")
-    build = Path(override) if override else request.getfixturevalue("built_book")
-    return build / "html"
-
-
 def source_pages() -> list[str]:
     """The pages with launch buttons: the chapters and the exercise notebooks."""
     chapters = [f"book/{p.stem}" for p in sorted((REPO / "book").glob("[0-9][0-9]-*.md"))]

@@ -9,7 +9,6 @@ so that the shared ``_build`` is left alone.
 from __future__ import annotations
 
 import html
-import os
 import re
 import sys
 from pathlib import Path
@@ -41,13 +40,6 @@ ASSIGNMENTS = {
     "05-advanced-practices": "ps5-advanced",
 }
 GUIDES = ["students", "instructors", "gpu"]
-
-
-@pytest.fixture(scope="module")
-def html_dir(request) -> Path:
-    override = os.environ.get("DLCOURSE_SITE_BUILD")
-    build = Path(override) if override else request.getfixturevalue("built_book")
-    return build / "html"
 
 
 def chapters() -> list[str]:
