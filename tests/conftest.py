@@ -68,7 +68,9 @@ SANDBOX_MODULES = {"test_grade", "test_grade_postgres", "test_grader_adversarial
 def pytest_collection_modifyitems(items):
     for item in items:
         module = item.module.__name__.rpartition(".")[2]
-        if module in SLOW_MODULES or "built_book" in getattr(item, "fixturenames", ()):
+        # html_dir builds the book too (through request.getfixturevalue, which fixturenames
+        # cannot see): a test that asks for either is slow.
+        if module in SLOW_MODULES or {"built_book", "html_dir"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.slow)
         if module in SANDBOX_MODULES:
             item.add_marker(pytest.mark.sandbox)
