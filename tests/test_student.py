@@ -409,3 +409,17 @@ def test_assignment_links_its_chapter_sections(assignment):
         parts = [s for s in md if s.startswith("## Part ")]
         assert parts and all(re.search(rf"\]\({site}book/{chapter}\.html#topic-", s) for s in parts), \
             f"{where}: every part links the sections to read first"
+
+@pytest.mark.parametrize("assignment", ASSIGNMENTS)
+def test_the_set_up_cell_prints_the_device_table_once(assignment):
+    """dlcourse.setup() prints the table and returns the same as data: as a cell's last bare
+    expression, Jupyter would show its repr under the table (issue #15)."""
+    import ast
+
+    for where, path in _notebooks(assignment).items():
+        cells = [c.source for c in read(path).cells if c.cell_type == "code" and "dlcourse.setup(" in c.source]
+        assert len(cells) == 1, f"{where}: {len(cells)} set-up cells"
+        last = ast.parse(cells[0]).body[-1]
+        shown = isinstance(last, ast.Expr) and isinstance(last.value, ast.Call) and \
+            ast.unparse(last.value.func).endswith("setup")
+        assert not shown, f"{where}: the set-up cell ends with a bare dlcourse.setup(...): its repr is shown too"
