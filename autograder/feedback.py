@@ -164,7 +164,15 @@ class FeedbackGrades(GetGrades):
             self._awaiting_points += float(grade.max_score or 0)
 
 
-class RedactHiddenTests(NbGraderPreprocessor):
+class _FeedbackPreprocessor(NbGraderPreprocessor):
+    # nbgrader's feedback command configures display_data_priority for every preprocessor it
+    # runs; without the trait, traitlets logs "Config option `display_data_priority` not
+    # recognized" once per student. nbgrader's own GetGrades declares it for the same reason
+    # (jupyter/nbgrader#683, fixed in #687); the value is not used here.
+    display_data_priority = GetGrades.display_data_priority
+
+
+class RedactHiddenTests(_FeedbackPreprocessor):
     """Hide the hidden tests (code, messages, output) of every autograded test cell."""
 
     def preprocess_cell(self, cell, resources, index):
@@ -224,7 +232,7 @@ def clean_html(fragment) -> str:
     return _cleaner().clean(fragment)
 
 
-class SanitizeStudentContent(NbGraderPreprocessor):
+class SanitizeStudentContent(_FeedbackPreprocessor):
     """Make what a student wrote or printed safe to render (after ``RedactHiddenTests``):
 
     - outputs: ``text/html`` cleaned (:func:`clean_html`); ``text/markdown`` rendered, then

@@ -225,3 +225,21 @@ def test_redaction_says_not_answered_instead_of_a_visible_failure():
     assert nb.cells[0].outputs[0]["text"] == (
         "test_softmax: failed, 0 of 2 points\n"
         "Not answered: softmax still raises NotImplementedError (the release's placeholder).\n")
+
+
+def test_the_feedback_preprocessors_take_the_config_nbgrader_gives_them(caplog):
+    """nbgrader's feedback command sets display_data_priority for each preprocessor: one that
+    lacks the trait logs 'Config option ... not recognized' for every student (issue #15)."""
+    import logging
+
+    from traitlets.config import Config
+
+    from autograder.feedback import RedactHiddenTests, SanitizeStudentContent
+
+    for cls in (RedactHiddenTests, SanitizeStudentContent):
+        cfg = Config()
+        cfg[cls.__name__].display_data_priority = ["text/html", "text/plain"]
+        with caplog.at_level(logging.WARNING):
+            caplog.clear()
+            cls(config=cfg)
+        assert not [r for r in caplog.records if "not recognized" in r.getMessage()], cls.__name__
