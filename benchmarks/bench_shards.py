@@ -12,7 +12,7 @@ A throw-away PostgreSQL server (tests/postgres_server.py) holds two gradebooks:
 It prints both wall times, the speed-up (a)/(b), the cost per submission and the load
 average, and checks that (b)'s exported grades.csv is (a)'s byte for byte (exit 1 if not).
 On this 2-core machine the two shards share the cores, the disk and the memory: the speed-up
-is a lower bound of what two machines give.
+is what one machine gives; two machines were not measured.
 
     .venv/bin/python benchmarks/bench_shards.py [--n 12]
 """
