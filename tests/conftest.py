@@ -78,3 +78,24 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.browser)
         if module == "test_grade_postgres":
             item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(autouse=True)
+def _restore_working_directory():
+    """Give every test the folder pytest started in, and say which test moved it.
+
+    CI once ran test_publishing's yamllint (whose config names ``.gitignore`` relative to the
+    current folder) somewhere else than the repository, after 50 minutes of other tests; no
+    test in the fast suite moves it. A test that leaves the process in another folder makes
+    later relative paths silently wrong, so it is put back and named in a warning.
+    """
+    before = os.getcwd()
+    yield
+    try:
+        after = os.getcwd()
+    except FileNotFoundError:  # the folder the test moved into was deleted
+        after = "<deleted folder>"
+    if after != before:
+        os.chdir(before)
+        import warnings
+        warnings.warn(f"this test left the working directory at {after} (restored to {before})")

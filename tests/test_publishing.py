@@ -109,7 +109,10 @@ def check_jsonschema(schema: str, paths: list[Path]) -> dict[str, str]:
 def yamllint(path: Path) -> subprocess.CompletedProcess:
     return subprocess.run([str(BIN / "yamllint"), "--strict", "-c", str(REPO / ".yamllint.yaml"),
                            "-f", "parsable", str(path)],
-                          capture_output=True, text=True, timeout=120)
+                          # .yamllint.yaml's ignore-from-file (.gitignore) is relative to the
+                          # current folder: run from the repository, whatever pytest's cwd is
+                          # (CI failed with FileNotFoundError: '.gitignore').
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
 
 
 # Each mutant is the real ci.yml with one edit, and the schema that must reject it.
