@@ -51,6 +51,9 @@ STUDENT_EXTENSIONS = {"assignment-list": "assignment_list",
                       "validate-assignment": "validate_assignment"}
 INSTRUCTOR_EXTENSIONS = {"formgrader": "formgrader", "create-assignment": None,
                          "course-list": "course_list"}
+# The course's server extensions that stand in for nbgrader's behind one of its lab plugins:
+# the Validate button's handler answers per question (dlcourse.validate); nbgrader's own stays off.
+COURSE_SERVER_EXTENSIONS = {"validate-assignment": "dlcourse.validate"}
 
 
 def install_kernel(prefix: str | None = None) -> str:
@@ -111,7 +114,10 @@ def _toggle(name: str, on: bool) -> None:
     unlock_extension(plugin, level="sys_prefix")
     (enable_extension if on else disable_extension)(plugin, level="sys_prefix")
     server = {**STUDENT_EXTENSIONS, **INSTRUCTOR_EXTENSIONS}[name]
-    if server:
+    if name in COURSE_SERVER_EXTENSIONS:
+        toggle_server_extension_python(SERVER_EXTENSION.format(server), enabled=False, sys_prefix=True)
+        toggle_server_extension_python(COURSE_SERVER_EXTENSIONS[name], enabled=on, sys_prefix=True)
+    elif server:
         toggle_server_extension_python(SERVER_EXTENSION.format(server), enabled=on, sys_prefix=True)
 
 

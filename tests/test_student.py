@@ -123,8 +123,11 @@ def test_nbgrader_extensions_are_set_for_students():
     server = _jupyter("server", "extension", "list")
     states = dict(re.findall(r"^\s*nbgrader\.server_extensions\.(\w+) (enabled|disabled)\s*$",
                              server, re.M))
-    assert states == {"assignment_list": exchange, "validate_assignment": "enabled",
+    # The Validate button's handler is the course's (dlcourse.validate: a per-question answer),
+    # so nbgrader's own, on the same route, is off.
+    assert states == {"assignment_list": exchange, "validate_assignment": "disabled",
                       "formgrader": "disabled", "course_list": "disabled"}, server
+    assert re.search(r"^\s*dlcourse\.validate enabled\s*$", server, re.M), server
 
 
 def test_validate_reports_the_failures_of_an_unanswered_release():
