@@ -32,7 +32,9 @@ first line. A written answer (a manually graded solution cell) is *answered* or 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import html
+import json
 import os
 import re
 import sys
@@ -224,6 +226,18 @@ def _load_handler_class():
 
     class CourseValidateHandler(ValidateAssignmentHandler):
         """nbgrader's Validate handler, answering with the short result (see the module)."""
+
+        @web.authenticated
+        async def post(self):
+            try:
+                path = self.get_argument("path")
+            except web.MissingArgumentError:
+                path = self.get_json_body()["path"]
+            # nbgrader's handler validates on the server's event loop, so the whole JupyterLab
+            # (saving, other kernels' output) stalls until the notebook has run; a worker
+            # thread keeps it responsive (nbclient runs its own event loop there).
+            answer = await asyncio.get_running_loop().run_in_executor(None, self.validate_notebook, path)
+            self.finish(json.dumps(answer))
 
         def validate_notebook(self, path):
             root = Path(self.root_dir).resolve()

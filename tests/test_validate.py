@@ -233,6 +233,27 @@ def test_a_wrong_answer_reads_failed_with_its_message(server):
 
 
 @pytest.mark.slow  # a Jupyter server and a kernel per notebook
+def test_the_server_keeps_answering_while_it_validates(server):
+    """nbgrader's handler runs the notebook on the server's event loop; this one does not."""
+    import threading
+
+    base, token, root = server
+    slow = tiny_assignment({"answer_double": "import time\ntime.sleep(8)\ndef double(x):\n    return 2 * x"})
+    nbformat.write(slow, root / "slow.ipynb")
+    finished = {}
+    worker = threading.Thread(target=lambda: finished.setdefault("validate", (post_validate(server, "slow.ipynb"),
+                                                                              time.monotonic())))
+    worker.start()
+    time.sleep(2)  # the kernel is starting or sleeping
+    urllib.request.urlopen(f"{base}/api/contents/slow.ipynb?token={token}&content=0", timeout=30)
+    status_at = time.monotonic()
+    worker.join(timeout=300)
+    answer, validate_at = finished["validate"]
+    assert answer["success"] is True, answer
+    assert status_at < validate_at, "the server did not answer until the validation was over"
+
+
+@pytest.mark.slow  # a Jupyter server and a kernel per notebook
 def test_a_finished_notebook_gets_nbgraders_success(server):
     answer = post_validate(server, "done.ipynb")
     assert answer == {"success": True, "value": {}}, answer
