@@ -685,25 +685,37 @@ def _start_kernels(run: GradingRun, sandbox, tmp: Path):
     def judges():
         return Zygote(run.kernel_env, preload=[*DEFAULT_PRELOAD, *JUDGE_PRELOAD]) if run.judge else None
 
-    # The judges' server starts in a thread while this one starts the students': not the
-    # other way round, since bwrap's --die-with-parent follows the thread that started it.
-    servers, errors = [], []
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-judges") as pool:
-        judge_server = pool.submit(judges)
-        for start in (students, judge_server.result):
+    with contextlib.ExitStack() as claim:
+        if sandbox is not None:
+            from autograder.sandbox import SandboxUnavailable, check_no_processes, claimed_kernel_uids
+
+            # The uids are this run's until its kernels are gone (a second run on them fails
+            # at once, naming this one); then the busy check again, now that no other run
+            # honouring the claim can start kernels on them.
             try:
-                servers.append(start())
-            except KernelStartError as exc:
-                servers.append(None)
-                errors.append(str(exc))
-    try:
-        if errors:
-            raise GradeCommandError("\n".join(errors))
-        yield tuple(servers)
-    finally:
-        for server in servers:
-            if server is not None:
-                server.close()
+                claim.enter_context(claimed_kernel_uids(sandbox.kernel_uids))
+                check_no_processes(sandbox.kernel_uids)
+            except SandboxUnavailable as exc:
+                raise GradeCommandError(f"the grading sandbox cannot start: {exc}") from None
+        # The judges' server starts in a thread while this one starts the students': not the
+        # other way round, since bwrap's --die-with-parent follows the thread that started it.
+        servers, errors = [], []
+        try:
+            with ThreadPoolExecutor(max_workers=1, thread_name_prefix="start-judges") as pool:
+                judge_server = pool.submit(judges)
+                for start in (students, judge_server.result):
+                    try:
+                        servers.append(start())
+                    except KernelStartError as exc:
+                        servers.append(None)
+                        errors.append(str(exc))
+            if errors:
+                raise GradeCommandError("\n".join(errors))
+            yield tuple(servers)
+        finally:
+            for server in servers:
+                if server is not None:
+                    server.close()
 
 
 JUDGE_PRELOAD = ["jupyter_client", "autograder.channel"]

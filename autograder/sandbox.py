@@ -31,6 +31,7 @@ the grader if it is killed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import secrets
@@ -134,11 +135,77 @@ def check_kernel_uids(uids: range) -> None:
             except KeyError:
                 continue
             raise SandboxUnavailable(f"kernel uid {uid} belongs to the {kind} {name!r}; {how}")
+    check_no_processes(uids)
+
+
+def check_no_processes(uids: range) -> None:
+    """Refuse uids under which something runs already (another grading run's kernels)."""
     busy = {uid: pids for uid, pids in processes_by_uid(uids).items() if pids}
     if busy:
         uid, pids = next(iter(sorted(busy.items())))
         raise SandboxUnavailable(f"kernel uid {uid} already runs processes {pids[:5]} ({_cmdline(pids[0])}; "
-                                 f"another grading run with the same uids?); {how}")
+                                 "another grading run with the same uids?); choose a free range with "
+                                 "--kernel-uids FIRST-LAST or c.GradingSandbox.kernel_uids in nbgrader_config.py")
+
+
+# Kernel uids are claimed for the time a run's kernels exist, with POSIX record locks on one
+# byte per uid of one machine-wide file: overlapping ranges conflict exactly, the kernel frees
+# the claim of a grader that dies (even by SIGKILL), and F_GETLK names the holder. Without it,
+# two runs started at once on the same uids both pass the busy check, and each one's cleanup
+# (kill every process of the uid) kills the other's kernels: another student's grade changes.
+# POSIX locks belong to the process, so runs in one process (the test suite) share a claim;
+# the file is opened once per process and never closed (closing any descriptor of it would
+# drop every lock the process holds on it).
+UID_LOCK_FILE = Path("/run/lock/dlcourse-kernel-uids.lock")
+_uid_lock = {"fd": None, "held": {}}   # the process's descriptor; uid range -> how many hold it
+_uid_lock_mutex = threading.Lock()
+
+
+def _uid_lock_fd() -> int:
+    if _uid_lock["fd"] is None:
+        path = UID_LOCK_FILE if UID_LOCK_FILE.parent.is_dir() else Path("/tmp") / UID_LOCK_FILE.name
+        _uid_lock["fd"] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    return _uid_lock["fd"]
+
+
+def _lock_holder(fd: int, uids: range) -> int | None:
+    """The pid of a process that holds a lock on part of ``uids`` (None if none does now)."""
+    import fcntl
+    import struct
+
+    # struct flock on Linux: l_type, l_whence (short); l_start, l_len (off_t); l_pid (pid_t).
+    query = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, uids.start, len(uids), 0)
+    l_type, _, _, _, pid = struct.unpack("hhqqi4x", fcntl.fcntl(fd, fcntl.F_GETLK, query))
+    return None if l_type == fcntl.F_UNLCK else pid
+
+
+@contextlib.contextmanager
+def claimed_kernel_uids(uids: range):
+    """Hold ``uids`` for this process while the block runs; raise :class:`SandboxUnavailable`,
+    naming the other grading run, if another process holds any of them."""
+    import fcntl
+
+    with _uid_lock_mutex:
+        fd = _uid_lock_fd()
+        if not _uid_lock["held"].get(uids):
+            try:
+                fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, len(uids), uids.start, os.SEEK_SET)
+            except OSError:
+                pid = _lock_holder(fd, uids)
+                who = f"process {pid} ({_cmdline(pid)})" if pid else "another process"
+                raise SandboxUnavailable(
+                    f"kernel uids {uids.start}-{uids.stop - 1} are in use by another grading run: "
+                    f"{who}; wait for it, or choose a free range with --kernel-uids FIRST-LAST or "
+                    "c.GradingSandbox.kernel_uids in nbgrader_config.py") from None
+        _uid_lock["held"][uids] = _uid_lock["held"].get(uids, 0) + 1
+    try:
+        yield uids
+    finally:
+        with _uid_lock_mutex:
+            _uid_lock["held"][uids] -= 1
+            if not _uid_lock["held"][uids]:
+                del _uid_lock["held"][uids]
+                fcntl.lockf(fd, fcntl.LOCK_UN, len(uids), uids.start, os.SEEK_SET)
 
 
 def _cmdline(pid: int) -> str:

@@ -207,6 +207,10 @@ def _states(lab_out: str, server_out: str) -> dict[str, str]:
     assert re.search(r"@jupyter/nbgrader v0\.9\.\d+ enabled OK", lab_out), lab_out
     disabled = lab_out.split("Disabled extensions:", 1)[1] if "Disabled extensions:" in lab_out else ""
     servers = dict(re.findall(r"^\s*nbgrader\.server_extensions\.(\w+) (enabled|disabled)\s*$", server_out, re.M))
+    # The Validate button's handler: the course's (dlcourse.validate), nbgrader's own off.
+    course = re.search(r"^\s*dlcourse\.validate (enabled|disabled)\s*$", server_out, re.M)
+    if servers.get("validate_assignment") == "disabled" and course:
+        servers["validate_assignment"] = course[1]
     return {"lab assignment-list": "disabled" if "@jupyter/nbgrader:assignment-list" in disabled else "enabled",
             "lab validate-assignment": "disabled" if "@jupyter/nbgrader:validate-assignment" in disabled else "enabled",
             "server assignment_list": servers.get("assignment_list", "missing"),
