@@ -10,7 +10,10 @@ It writes only into this Python environment (``sys.prefix``), like ``--sys-prefi
 every ``jupyter`` of the environment (JupyterLab, nbgrader, CI) sees the same set-up:
 
 - the ipykernel kernel ``dlcourse``, shown as "Deep Learning (TensorFlow)", running this
-  environment's Python. The assignment notebooks name it in their kernelspec metadata;
+  environment's Python. The assignment notebooks and the chapters name it in their kernelspec;
+- the chapters (``book/*.md``, MyST notebooks) open as notebooks on a double-click, and opening
+  and saving one unchanged leaves it byte-identical (:mod:`dlcourse.lab`: a JupyterLab default
+  viewer and jupytext's contents manager with one fix);
 - nbgrader's extensions for a student: the Validate button on; the assignment list on only
   when an nbgrader exchange is configured and usable (below); the instructor's formgrader,
   create-assignment toolbar and course list off.
@@ -156,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "install":
         where = install_kernel()
         print(f"kernel {KERNEL_NAME!r} ({DISPLAY_NAME}) -> {where}")
+        from dlcourse import lab
+
+        for path in lab.install():
+            print(f"chapters open as notebooks: {path}")
         root, problem = exchange_status()
         states = configure_extensions(instructor=args.instructor, assignment_list=problem is None)
         for name, on in states.items():

@@ -38,6 +38,7 @@ import json
 import os
 import re
 import sys
+import textwrap
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -246,7 +247,8 @@ def _load_handler_class():
                 raise web.HTTPError(403, "Access denied: path outside allowed directory")
             why = not_an_assignment(target)
             if why:  # before nbgrader reads a chapter as JSON (its NotJSONError traceback)
-                return {"success": False, "value": why}
+                # nbgrader's dialog shows this in a <pre>, which does not wrap: lines of 72.
+                return {"success": False, "value": textwrap.fill(why, 72)}
             try:
                 result, questions = validate(target, self.load_config())
             except (SchemaTooOldError, SchemaTooNewError):

@@ -60,6 +60,7 @@ SLOW_MODULES = {  # each starts TensorFlow kernels, grades notebooks or builds t
     "test_assignments", "test_book", "test_browser", "test_grade", "test_grade_postgres",
     "test_grader_adversarial", "test_grader_hardening", "test_grader_judge", "test_grading_power",
     "test_readiness", "test_site", "test_student", "test_exchange", "test_accessibility",
+    "test_feedback_page", "test_lab_browser",
 }
 SANDBOX_MODULES = {"test_grade", "test_grade_postgres", "test_grader_adversarial", "test_grader_hardening",
                    "test_exchange"}
@@ -74,7 +75,7 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.slow)
         if module in SANDBOX_MODULES:
             item.add_marker(pytest.mark.sandbox)
-        if module in ("test_browser", "test_accessibility"):
+        if module in ("test_browser", "test_accessibility", "test_feedback_page", "test_lab_browser"):
             item.add_marker(pytest.mark.browser)
         if module == "test_grade_postgres":
             item.add_marker(pytest.mark.postgres)

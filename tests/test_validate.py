@@ -202,7 +202,9 @@ def test_a_chapter_gets_one_sentence_not_a_traceback(server):
     before = (server[2] / "chapter.md").read_bytes()
     answer = post_validate(server, "chapter.md")
     assert answer["success"] is False
-    assert "is not an assignment" in answer["value"] and "page of the course book" in answer["value"]
+    text = " ".join(answer["value"].split())
+    assert "is not an assignment" in text and "page of the course book" in text
+    assert max(map(len, answer["value"].splitlines())) <= 72  # nbgrader shows it unwrapped, in a <pre>
     assert "Traceback" not in answer["value"] and "NotJSONError" not in answer["value"]
     assert (server[2] / "chapter.md").read_bytes() == before
 
