@@ -216,6 +216,13 @@ class Lab:
         dialog.wait_for(timeout=timeout)
         return dialog.inner_text(timeout=timeout)
 
+    def close_dialog(self) -> None:
+        """Dismiss the open dialogs with their OK button (a result, such as Validate's)."""
+        while self.page.locator(".jp-Dialog").count():
+            self.page.locator(".jp-Dialog").last.locator('button:has-text("Ok"), button:has-text("OK")'
+                                                         ).first.click(timeout=UI_TIMEOUT)
+            self.page.wait_for_timeout(200)
+
     def close_all(self) -> None:
         """Close every tab of the main area, discarding unsaved changes."""
         self._command("application:close-all")

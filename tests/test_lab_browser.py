@@ -20,6 +20,9 @@ import pytest
 from conftest import REPO
 from dlcourse.kernel import DISPLAY_NAME
 from lab_session import lab_session
+from test_validate import tiny_assignment
+
+import nbformat
 
 CHAPTERS = sorted((REPO / "book").glob("0*.md"))
 SETTLE_MS = 1500  # after the kernel is idle: JupyterLab writes the kernel's language_info late
@@ -32,6 +35,7 @@ def lab(tmp_path_factory):
     for chapter in CHAPTERS:
         shutil.copy2(chapter, root / "book" / chapter.name)
     shutil.copy2(REPO / "pyproject.toml", root / "pyproject.toml")
+    nbformat.write(tiny_assignment(), root / "tiny-assignment.ipynb")  # for Validate
     with lab_session(root) as session:
         yield session
 
@@ -80,3 +84,34 @@ def test_an_unchanged_chapter_is_not_modified_and_saves_byte_identical(fresh, ch
         diff = "".join(difflib.unified_diff(original.decode().splitlines(True), saved.decode().splitlines(True),
                                             "repository", "saved by JupyterLab", n=1))
         pytest.fail(f"saving {chapter.name} unchanged rewrote it:\n{diff[:2000]}")
+
+
+# --- Validate (nbgrader's button, answered by dlcourse.validate) -------------------------------
+
+VALIDATE_MS = 180_000  # a fresh kernel runs the whole notebook
+
+
+def test_validate_on_a_chapter_says_there_is_nothing_to_validate(fresh):
+    chapter = CHAPTERS[1]
+    panel = fresh.open_by_double_click(_where(chapter.name))
+    fresh.wait_kernel_idle(panel)
+    fresh.click_toolbar_button(panel, "Validate")
+    text = fresh.dialog_text(timeout=VALIDATE_MS)
+    fresh.close_dialog()
+    assert "is not an assignment" in " ".join(text.split()), text
+    assert "Traceback" not in text and "NotJSONError" not in text, text
+    # nbgrader's button saves first: the save must leave the chapter as it was
+    assert (fresh.root / "book" / chapter.name).read_bytes() == chapter.read_bytes()
+
+
+def test_validate_on_an_assignment_answers_per_question(fresh):
+    panel = fresh.open_by_double_click("tiny-assignment.ipynb")
+    fresh.wait_kernel_idle(panel)
+    fresh.click_toolbar_button(panel, "Validate")
+    text = fresh.dialog_text(timeout=VALIDATE_MS)
+    fresh.close_dialog()
+    for line in ("test_double (2 points): not answered", "test_half (1 point): not answered",
+                 "written_why (2 points): not answered", "0 of 2 autograded questions pass"):
+        assert line in text, text
+    assert "Traceback" not in text and "raise NotImplementedError" not in text, text
+    assert len(text) < 1500, f"{len(text)} characters:\n{text}"
