@@ -37,7 +37,8 @@ c.GradingSandbox.kernel_uids = "61000-61099"
 # The formgrader's "Autograde" button is NOT protected the same way: it runs plain nbgrader,
 # hidden tests inside the student's kernel, without the sandbox. Grade with
 # `python -m autograder grade` instead (README, "Instructors").
-from autograder.feedback import feedback_config, feedback_preprocessors  # noqa: E402
+# The same module sets the formgrader's page of a submission (MathJax from the Jupyter server,
+# not a CDN) and keeps the feedback template to GenerateFeedback (nbgrader_settings' docstring).
+from autograder.feedback import nbgrader_settings  # noqa: E402
 
-c.merge(feedback_config())
-c.GenerateFeedback.preprocessors = feedback_preprocessors()
+c.merge(nbgrader_settings())

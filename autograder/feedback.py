@@ -24,6 +24,11 @@ that also marks every graded cell still waiting for the formgrader
 (``templates/dlc_feedback``) reads "awaiting manual grading" and "not answered" from them; a
 test cell that failed because a function still raises the release's ``NotImplementedError``
 reads "Not answered" (:func:`not_answered_line`).
+
+Math (issue #15): the pages carry it as MathML, written when they are generated
+(:mod:`autograder.mathml`), and load no MathJax: students read them offline, or in JupyterLab's
+HTML viewer, which runs no script. The same module's :func:`nbgrader_settings`, which
+nbgrader_config.py applies, also points the formgrader at the MathJax of the Jupyter server.
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ import logging
 import re
 from pathlib import Path
 
+from jinja2 import pass_context
 from nbformat.v4 import new_output
 from nbgrader import utils as nbgrader_utils
 from nbgrader.preprocessors import GetGrades, NbGraderPreprocessor
@@ -214,35 +220,60 @@ def _allowed_attribute(tag: str, name: str, value: str) -> bool:
     return False
 
 
-def _cleaner():
+def _cleaner(extra_tags=frozenset()):
     import bleach
     from bleach.css_sanitizer import CSSSanitizer
 
-    return bleach.Cleaner(tags=SAFE_TAGS, attributes=_allowed_attribute, protocols=SAFE_PROTOCOLS | {"data"},
-                          strip=False, strip_comments=True, css_sanitizer=CSSSanitizer())
+    def allowed(tag, name, value):  # the extra tags (math placeholders) keep no attribute
+        return tag not in extra_tags and _allowed_attribute(tag, name, value)
+
+    return bleach.Cleaner(tags=SAFE_TAGS | set(extra_tags), attributes=allowed,
+                          protocols=SAFE_PROTOCOLS | {"data"}, strip=False, strip_comments=True,
+                          css_sanitizer=CSSSanitizer())
 
 
-def clean_html(fragment) -> str:
+def clean_html(fragment, extra_tags=frozenset()) -> str:
     """A student's HTML with only :data:`SAFE_TAGS` and safe attributes left: no ``<script>``,
-    ``<style>``, ``<iframe>``, ``<svg>``, ``<form>`` (escaped, so shown as text), no ``on*=``
-    handler, no ``javascript:`` or ``data:`` URL but inline images, CSS properties from
-    bleach's allowlist. Also a Jinja filter (``clean_student_html``) of the feedback template,
-    applied to rendered markdown."""
+    ``<style>``, ``<iframe>``, ``<svg>``, ``<math>``, ``<form>`` (escaped, so shown as text), no
+    ``on*=`` handler, no ``javascript:`` or ``data:`` URL but inline images, CSS properties from
+    bleach's allowlist. ``extra_tags`` are kept too, without attributes (the math placeholders
+    of :func:`student_markdown`). Also a Jinja filter (``clean_student_html``)."""
     fragment = fragment.decode() if isinstance(fragment, bytes) else str(fragment)
-    return _cleaner().clean(fragment)
+    return _cleaner(frozenset(extra_tags)).clean(fragment)
+
+
+def markdown_to_html(source, attachments=None, path: str = "") -> str:
+    """Markdown a student (or a grader's comment) wrote, as clean HTML with its math as MathML
+    (:func:`autograder.mathml.markdown_html`: the MathML is put in after cleaning, so it needs
+    no MathML in :data:`SAFE_TAGS`, and a student's own ``<math>`` stays escaped)."""
+    from autograder.mathml import markdown_html
+
+    return markdown_html(source, clean_html, attachments=attachments, path=path)
+
+
+@pass_context
+def student_markdown(context, source) -> str:
+    """The feedback template's markdown filter (``student_markdown``, and ``markdown2html`` in
+    place of nbconvert's, for nbgrader's comment footer): :func:`markdown_to_html` with the
+    cell's attachments, as nbconvert's own ``markdown2html`` reads them."""
+    cell = context.get("cell") or {}
+    path = (context.get("resources") or {}).get("metadata", {}).get("path", "")
+    return markdown_to_html(source, attachments=cell.get("attachments") or {}, path=path)
 
 
 class SanitizeStudentContent(_FeedbackPreprocessor):
     """Make what a student wrote or printed safe to render (after ``RedactHiddenTests``):
 
     - outputs: ``text/html`` cleaned (:func:`clean_html`); ``text/markdown`` rendered, then
-      cleaned, as ``text/html``; ``image/svg+xml`` shown as an ``<img>`` (where SVG scripts
-      never run); ``text/plain`` and base64 PNG/JPEG kept; every other type dropped
-      (``application/javascript``, widget views, ``text/latex``...); output metadata dropped
-      (``isolated`` iframes, image sizes);
-    - raw cells: cleaned; markdown cells: cleaned after rendering, by the feedback template;
+      cleaned, as ``text/html`` (math as MathML, :func:`markdown_to_html`); a ``text/latex``
+      that is one formula (``display(Math(...))``) as MathML; ``image/svg+xml`` shown as an
+      ``<img>`` (where SVG scripts never run); ``text/plain`` and base64 PNG/JPEG kept; every
+      other type dropped (``application/javascript``, widget views, other ``text/latex``...);
+      output metadata dropped (``isolated`` iframes, image sizes) but a figure's alt text;
+    - raw cells: cleaned; markdown cells and graders' comments: rendered and cleaned by the
+      feedback template's markdown filter (:func:`student_markdown`);
     - nbgrader metadata: a cell whose ``grade_id`` is not plain ``[A-Za-z0-9_-]`` loses it
-      (the template puts it in attributes unescaped), comments are escaped;
+      (the template puts it in attributes unescaped);
     - notebook metadata: widget state dropped (the template would put it in a ``<script>``).
 
     (Execution counts and cell types, which the template also writes unescaped, are checked
@@ -258,8 +289,6 @@ class SanitizeStudentContent(_FeedbackPreprocessor):
         if isinstance(meta, dict):
             if "grade_id" in meta and not SAFE_ID_RE.match(str(meta["grade_id"])):
                 del cell.metadata["nbgrader"]
-            elif isinstance(meta.get("comment"), str):
-                meta["comment"] = html.escape(meta["comment"], quote=False)
         if cell.cell_type == "raw":
             cell.source = clean_html(cell.source)
         elif cell.cell_type == "code":
@@ -270,24 +299,31 @@ class SanitizeStudentContent(_FeedbackPreprocessor):
     def _output(output):
         if output.get("output_type") not in ("display_data", "execute_result"):
             return output  # stream and error: plain text, escaped by the template
-        from nbconvert.filters.markdown import markdown2html
+        from autograder.mathml import latex_output_html
 
         data = output.get("data", {})
         safe = {k: v for k, v in data.items() if k in SAFE_OUTPUT_TYPES and isinstance(v, str)}
         for key in ("image/png", "image/jpeg"):
             if key in safe and not BASE64_RE.match(safe[key]):
                 del safe[key]
+        formula = latex_output_html(data["text/latex"]) if isinstance(data.get("text/latex"), str) else None
         if isinstance(data.get("text/html"), str):
             safe["text/html"] = clean_html(data["text/html"])
         elif isinstance(data.get("text/markdown"), str):
-            safe["text/html"] = clean_html(markdown2html(data["text/markdown"]))
+            safe["text/html"] = markdown_to_html(data["text/markdown"])
+        elif formula:  # display(Math(...))
+            safe["text/html"] = formula
         elif isinstance(data.get("image/svg+xml"), str):
             import base64
 
             svg = base64.b64encode(data["image/svg+xml"].encode()).decode()
             safe["text/html"] = f'<img src="data:image/svg+xml;base64,{svg}" alt="figure">'
         output["data"] = safe
-        output["metadata"] = {}
+        # Only an alt text for figures (the template escapes it): matplotlib's text/plain
+        # ("<Figure size 300x200 with 1 Axes>"), else "figure". Without one, nbconvert logs
+        # "Alternative text is missing" for every figure of every student.
+        alt = (safe.get("text/plain") or "").strip().splitlines()[:1] or ["figure"]
+        output["metadata"] = {k: {"alt": alt[0][:200]} for k in ("image/png", "image/jpeg") if k in safe}
         return output
 
 
@@ -346,8 +382,9 @@ TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def feedback_config():
-    """HTMLExporter settings of the feedback pages: nbgrader's feedback template, with rendered
-    markdown cleaned (``templates/dlc_feedback``)."""
+    """HTMLExporter settings of the feedback pages (a Config with an ``HTMLExporter`` section):
+    nbgrader's feedback template with markdown cleaned and math as MathML, and no MathJax
+    (``templates/dlc_feedback``). :func:`nbgrader_settings` puts them under ``GenerateFeedback``."""
     import nbgrader
     from traitlets.config import Config
 
@@ -356,7 +393,42 @@ def feedback_config():
     cfg.HTMLExporter.template_file = "dlc_feedback.html.j2"
     cfg.HTMLExporter.extra_template_basedirs = [
         str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"), str(TEMPLATES)]
-    cfg.HTMLExporter.filters = {"clean_student_html": "autograder.feedback.clean_html"}
+    cfg.HTMLExporter.filters = {"clean_student_html": "autograder.feedback.clean_html",
+                                "student_markdown": "autograder.feedback.student_markdown",
+                                # nbgrader's comment footer calls markdown2html by name
+                                "markdown2html": "autograder.feedback.student_markdown"}
+    return cfg
+
+
+def formgrader_config():
+    """HTMLExporter settings of the formgrader's page of a submission: nbgrader's, with MathJax
+    from the Jupyter server (jupyter-server-mathjax) instead of a CDN (``templates/dlc_formgrade``)."""
+    import nbgrader
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.HTMLExporter.template_name = "dlc_formgrade"
+    cfg.HTMLExporter.template_file = "dlc_formgrade.html.j2"
+    cfg.HTMLExporter.extra_template_basedirs = [
+        str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"), str(TEMPLATES)]
+    return cfg
+
+
+def nbgrader_settings():
+    """What nbgrader_config.py adds to nbgrader's configuration, for every nbgrader that reads it
+    (the formgrader's buttons, ``nbgrader generate_feedback``, the grading command).
+
+    The formgrader builds its exporter as ``HTMLExporter(config=...)``, with no parent, so it
+    can only be configured through the top-level ``HTMLExporter`` section: that one is the
+    formgrader's. ``GenerateFeedback`` makes its exporter with itself as parent, so
+    ``GenerateFeedback.HTMLExporter`` (which traitlets ranks above ``HTMLExporter``) holds the
+    feedback's settings, and the two pages cannot get each other's template."""
+    from traitlets.config import Config
+
+    cfg = Config()
+    cfg.merge(formgrader_config())
+    cfg.GenerateFeedback.HTMLExporter = feedback_config().HTMLExporter
+    cfg.GenerateFeedback.preprocessors = feedback_preprocessors()
     return cfg
 
 
@@ -379,8 +451,7 @@ def generate_one(config: dict, student: str) -> None:
     from autograder.grading import course_config
 
     cfg = course_config(Path(config["course_root"]), config["db_url"])
-    cfg.merge(feedback_config())
-    cfg.GenerateFeedback.preprocessors = feedback_preprocessors()
+    cfg.merge(nbgrader_settings())
     coursedir = CourseDirectory(config=cfg)
     coursedir.assignment_id, coursedir.student_id = config["assignment"], student
     converter = GenerateFeedback(coursedir=coursedir, config=cfg, log=logging.getLogger("autograder.grade"))

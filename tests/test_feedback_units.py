@@ -10,6 +10,7 @@ graded by hand, one left as released), rendered by the grading command's own fee
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -42,12 +43,22 @@ def _autograded_notebook():
     # The release's `raise NotImplementedError()`, run by nbgrader in the student's kernel.
     unanswered.outputs = [new_output("error", ename="NotImplementedError", evalue="",
                                      traceback=["Cell In[3], line 1", "NotImplementedError: "])]
+    # Math: in the question (a plain markdown cell), in a written answer and in its grader's
+    # comment (COMMENT), never in code (a code span, a fenced block, a code cell's source and output).
+    question = new_markdown_cell("Why is $\\mathrm{softmax}(z + c) = \\mathrm{softmax}(z)$ for every "
+                                 "$c \\in \\mathbb{R}$? (dlc-question) Not `$x$` in code:\n\n```\n$$y$$\n```\n")
+    prices = new_code_cell('print("$5 or $6")', outputs=[new_output("stream", name="stdout", text="$5 or $6\n")])
     cells = [new_code_cell("def f(x):\n    return x\n"), passed,
-             new_code_cell("def g(x):\n    raise NotImplementedError()\n"), unanswered,
+             new_code_cell("def g(x):\n    raise NotImplementedError()\n"), unanswered, question, prices,
              _nbgrader(new_markdown_cell("Because exp overflows (dlc-pending-answer)."), "written_pending", True),
-             _nbgrader(new_markdown_cell("The shift cancels in the ratio."), "written_graded", True),
+             _nbgrader(new_markdown_cell("The shift cancels in the ratio.\n\n$$\\frac{e^{z_i + c}}{\\sum_j e^{z_j + c}}"
+                                         " = \\frac{e^{z_i}}{\\sum_j e^{z_j}}$$\n\n(dlc-graded-answer)"),
+                       "written_graded", True),
              _nbgrader(new_markdown_cell("YOUR ANSWER HERE"), "written_blank", True)]
     return new_notebook(cells=cells)
+
+
+COMMENT = "Right: $e^c$ cancels (dlc-comment)."
 
 
 @pytest.fixture(scope="module")
@@ -78,6 +89,7 @@ def course_template(tmp_path_factory):
                                                ("written_blank", 0, None, False)]:
                 g = gb.find_grade(gid, A, A, STUDENT)
                 g.auto_score, g.manual_score, g.needs_manual_grade = auto, manual, pending
+            gb.find_comment("written_graded", A, A, STUDENT).manual_comment = COMMENT
             gb.db.commit()
     finally:
         os.environ["PATH"] = path
@@ -243,3 +255,199 @@ def test_the_feedback_preprocessors_take_the_config_nbgrader_gives_them(caplog):
             caplog.clear()
             cls(config=cfg)
         assert not [r for r in caplog.records if "not recognized" in r.getMessage()], cls.__name__
+
+
+# ---------------------------------------------------------------------------------------------
+# Math without MathJax (issue #15): MathML written into the page, nothing loaded when it is read
+
+
+def _mathml_in(page: str, start: str, end: str) -> list[str]:
+    return re.findall(r'<math display="(inline|block)">', _section(page, start, end))
+
+
+def test_math_in_the_question_the_answer_and_the_comment_becomes_mathml(course):
+    page = _feedback(course)
+    # The question (a plain markdown cell): two inline formulas, the code span left as it is.
+    question = _section(page, "Why is", "dlc-question")
+    assert _mathml_in(page, "Why is", "dlc-question") == ["inline", "inline"]
+    assert "<mi>ℝ</mi>" in question and "$" not in page_text(question)
+    assert "<code>$x$</code>" in page and "<pre><code>$$y$$\n</code></pre>" in page
+    # A written answer's display math, and the grader's comment under it.
+    assert _mathml_in(page, "The shift cancels", "dlc-graded-answer") == ["block"]
+    assert "<mfrac>" in _section(page, "The shift cancels", "dlc-graded-answer")
+    assert _mathml_in(page, "Right:", "dlc-comment") == ["inline"]
+    assert "$" not in page_text(_section(page, "The shift cancels", "dlc-comment"))
+
+
+def test_math_in_code_cells_is_left_alone(course):
+    page = _feedback(course)
+    code = _section(page, 'print', "</div>\n</div>\n</div>")
+    assert "<math" not in code
+    assert "$5 or $6" in page_text(page)  # the source and the printed line
+    assert page_text(page).count("$5 or $6") == 2
+
+
+def test_a_feedback_page_loads_no_script_and_nothing_from_the_network(course):
+    """nbgrader's feedback header loads MathJax from cdnjs; the page must not depend on the
+    network when it is read (and JupyterLab's viewer would not run it anyway)."""
+    page = _feedback(course)
+    assert not re.findall(r"<script\b", page, re.I), "no script at all"
+    assert not re.findall(r"<(?:link|img|iframe)\b[^>]*\b(?:href|src)\s*=\s*[\"']?(?:https?:)?//", page, re.I)
+    assert "MathJax" not in page and "cdnjs" not in page
+
+
+HOSTILE_TEX = [
+    r"$\text{<script>alert('XSS-m1')</script>}$",
+    r"$\href{javascript:alert('XSS-m2')}{x}$",
+    r"$\style{background:url(javascript:alert('XSS-m3'))}{x}$",
+    r"""$\color{red" onmouseover="alert('XSS-m4')}{x}$""",
+    r"$\text{&lt;img src=x onerror=alert('XSS-m5')&gt;}$",
+    r"$\mathrm{</math><img src=x onerror=alert('XSS-m6')>}$",
+    r"$$\begin{matrix} \text{<iframe src=javascript:alert('XSS-m7')>} \end{matrix}$$",
+]
+HOSTILE_MATHML = [
+    "<math><mi href=\"javascript:alert('XSS-m8')\" onclick=\"alert('XSS-m9')\">x</mi></math>",
+    "<math><annotation-xml encoding=\"text/html\"><img src=x onerror=\"alert('XSS-m10')\"></annotation-xml></math>",
+    "<math><mtext><table><mglyph><style><img src=x onerror=\"alert('XSS-m11')\">",
+    # The renderer's placeholder names hold a random token; a guessed one is just text.
+    "<dlc-math-0>x</dlc-math-0><dlc-math-0-0>y</dlc-math-0-0>",
+]
+
+
+def _elements(fragment: str) -> list[tuple[str, list]]:
+    from html.parser import HTMLParser
+
+    found = []
+
+    class Parser(HTMLParser):
+        def handle_starttag(self, tag, attrs):
+            found.append((tag, attrs))
+
+    Parser().feed(fragment)
+    return found
+
+
+@pytest.mark.parametrize("source", HOSTILE_TEX + HOSTILE_MATHML)
+def test_hostile_tex_and_a_students_own_mathml_are_cleaned(source):
+    from autograder.feedback import SAFE_TAGS, markdown_to_html
+    from autograder.mathml import MATHML_ATTRIBUTES, MATHML_TAGS
+
+    out = markdown_to_html(source)
+    for tag, attrs in _elements(out):
+        assert tag in SAFE_TAGS | MATHML_TAGS, (tag, out)
+        for name, value in attrs:
+            assert not name.startswith("on") and name not in ("href", "src", "style"), (tag, name, out)
+            if tag in MATHML_TAGS:
+                assert name in MATHML_ATTRIBUTES, (tag, name, out)
+    assert "XSS" not in " ".join(f"{n}={v}" for _, attrs in _elements(out) for n, v in attrs)
+    if source in HOSTILE_MATHML:  # a student's raw MathML is shown as text, as any unknown tag
+        assert "<math" not in out and "&lt;" in out
+    else:  # TeX becomes MathML (or its source, as code); what it says is shown as text
+        assert "<math" in out or '<code class="dlc-tex">' in out
+
+
+def test_tex_text_is_shown_as_text():
+    from autograder.feedback import markdown_to_html
+
+    out = markdown_to_html(r"$\text{<b>a & b</b>}$")
+    assert "<mtext>&lt;b&gt;a\xa0&amp;\xa0b&lt;/b&gt;</mtext>" in out  # latex2mathml's spaces: no-break
+
+
+def test_tex_that_latex2mathml_cannot_read_is_shown_as_its_source():
+    from autograder.feedback import markdown_to_html
+
+    assert markdown_to_html(r"Broken: $\frac{$ end") == '<p>Broken: <code class="dlc-tex">$\\frac{$</code> end</p>\n'
+
+
+def test_an_image_alt_and_a_heading_anchor_read_the_tex():
+    from autograder.feedback import markdown_to_html
+
+    out = markdown_to_html("## Softmax $\\sigma$\n\n![$x<y$](https://example.org/a.png)")
+    assert 'id="Softmax-%5Csigma"' in out and 'alt="x&lt;y"' in out
+    assert "dlc-math-" not in out
+
+
+def test_a_display_math_output_becomes_mathml_and_other_latex_is_dropped():
+    from autograder.feedback import SanitizeStudentContent
+
+    formula = new_output("display_data", data={"text/latex": "$\\displaystyle \\frac{1}{2}$",
+                                               "text/plain": "<IPython.core.display.Math object>"})
+    table = new_output("display_data", data={"text/latex": "\\begin{tabular}{l}</div><script>x</script>\\end{tabular}",
+                                             "text/plain": "table"})
+    cell = new_code_cell("display(Math(...))", outputs=[formula, table])
+    nb, _ = SanitizeStudentContent().preprocess(new_notebook(cells=[cell]), {})
+    first, second = nb.cells[0].outputs
+    assert first["data"]["text/html"].startswith('<math display="block">') and "<mfrac>" in first["data"]["text/html"]
+    assert set(second["data"]) == {"text/plain"}
+
+
+def test_the_formgrader_loads_mathjax_from_the_jupyter_server_under_any_base_url():
+    """The course's config gives the formgrader's exporter (top-level HTMLExporter, no parent)
+    the dlc_formgrade template: MathJax from jupyter-server-mathjax under the server's base URL
+    (a JupyterHub user's /user/<name>/), no CDN; GenerateFeedback keeps the feedback template."""
+    from pathlib import Path
+
+    import jupyter_server_mathjax
+    from nbconvert.exporters import HTMLExporter
+    from traitlets.config.loader import PyFileConfigLoader
+
+    cfg = PyFileConfigLoader("nbgrader_config.py", path=str(REPO_ROOT)).load_config()
+    exporter = HTMLExporter(config=cfg)
+    nb = new_notebook(cells=[new_markdown_cell("$x^2$")])
+    resources = {"assignment_id": A, "notebook_id": A, "submission_id": "s1", "index": 0, "total": 1,
+                 "base_url": "/user/alice", "student": STUDENT, "last_name": None, "first_name": None,
+                 "notebook_path": "x"}
+    page, _ = exporter.from_notebook_node(nb, resources=resources)
+    scripts = re.findall(r"<script\b[^>]*\bsrc=\"([^\"]*)\"", page)
+    mathjax = [s for s in scripts if "MathJax" in s]
+    assert mathjax == ["/user/alice/static/jupyter_server_mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full,Safe"]
+    assert not [s for s in scripts if not s.startswith("/user/alice/")], scripts
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    assert (static / "MathJax.js").is_file() and (static / "config" / "TeX-AMS-MML_HTMLorMML-full.js").is_file()
+    assert "formgrade.js" in page and "$x^2$" in page  # nbgrader's formgrade page; MathJax typesets
+
+
+def test_a_figure_gets_its_text_as_alt_text_escaped():
+    import base64
+
+    import nbgrader
+    from nbconvert import HTMLExporter
+
+    from autograder.feedback import SanitizeStudentContent, feedback_config
+
+    png = base64.b64encode(b"\x89PNG fake").decode()
+    cell = new_code_cell("plt.show()", outputs=[
+        new_output("display_data", data={"image/png": png, "text/plain": "<Figure size 300x200 with 1 Axes>"}),
+        new_output("display_data", data={"image/png": png, "text/plain": "\" onerror=\"alert('XSS-alt')"}),
+        new_output("display_data", data={"image/png": png}, metadata={"image/png": {"alt": "\" onload=\"x"}})])
+    cfg = feedback_config()
+    cfg.HTMLExporter.extra_template_paths = [str(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader"
+                                                 / "static" / "node_modules" / "bootstrap" / "dist" / "css")]
+    exporter = HTMLExporter(config=cfg)
+    exporter.register_preprocessor(SanitizeStudentContent, enabled=True)
+    page, _ = exporter.from_notebook_node(new_notebook(cells=[cell]), resources={"nbgrader": {
+        "notebook": A, "score": 0, "max_score": 0, "late_penalty": 0}})
+    alts = [dict(attrs).get("alt") for tag, attrs in _elements(page) if tag == "img"]
+    assert alts == ["<Figure size 300x200 with 1 Axes>", "\" onerror=\"alert('XSS-alt')", "figure"]
+    assert not [a for tag, attrs in _elements(page) for a, _ in attrs if a.startswith("on")]
+
+
+def test_the_formgrade_header_is_nbgraders_but_for_mathjax():
+    """templates/dlc_formgrade copies the header block of nbgrader's formgrade template
+    (nbgrader 0.9.6) with the local MathJax in place of `mathjax()`: an nbgrader whose header
+    differs fails here, so the copy is redone rather than silently left behind."""
+    from pathlib import Path
+
+    import nbgrader
+
+    def header(path: Path) -> list[str]:
+        text = path.read_text()
+        block = text[text.index("{%- block header -%}"):text.index("{%- endblock header -%}")]
+        return [line.strip() for line in block.splitlines() if line.strip()]
+
+    theirs = header(Path(nbgrader.__file__).parent / "server_extensions" / "formgrader" / "templates"
+                    / "formgrade" / "index.html.j2")
+    ours = header(REPO_ROOT / "autograder" / "templates" / "dlc_formgrade" / "dlc_formgrade.html.j2")
+    assert "{{ mathjax() }}" in theirs
+    missing = [line for line in theirs if line not in ours and line not in ("{{ mathjax() }}", "<!-- Loading mathjax macro -->")]
+    assert missing == []

@@ -627,7 +627,10 @@ def test_plain_nbgrader_and_the_formgrader_get_the_same_feedback_preprocessors()
     pre = list(cfg.GenerateFeedback.preprocessors)
     assert RedactHiddenTests in pre and SanitizeStudentContent in pre
     assert pre.index(RedactHiddenTests) > 0, "after GetGrades, which needs the test outputs"
-    assert cfg.HTMLExporter.template_name == "dlc_feedback"
+    # The feedback template is GenerateFeedback's only: the top-level HTMLExporter section is
+    # the formgrader's exporter (given it, the formgrader rendered submissions as feedback).
+    assert cfg.GenerateFeedback.HTMLExporter.template_name == "dlc_feedback"
+    assert cfg.HTMLExporter.template_name == "dlc_formgrade"
 
 
 def test_the_sandbox_command_line_isolates_the_kernel(tmp_path):

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -27,6 +26,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from nbgrader import utils
 
 from dlcourse import validate as V
+from lab_session import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -123,12 +123,6 @@ def test_what_is_not_an_assignment(tmp_path):
 
 # --- a real Jupyter server with this environment's extensions -----------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     """``jupyter server`` from .venv (the extensions ``make env`` enables), root in a temporary
@@ -142,7 +136,7 @@ def server(tmp_path_factory):
     nbformat.write(tiny_assignment({"answer_double": "def double(x):\n    return 2 * x",
                                     "answer_half": "def half(x):\n    return x / 2",
                                     "written_why": "Halving undoes doubling."}), root / "done.ipynb")
-    port, token = _free_port(), "validate-test-token"
+    port, token = free_port(), "validate-test-token"
     log = open(root / "server.log", "w")
     proc = subprocess.Popen(
         [str(BIN / "jupyter"), "server", f"--port={port}", "--ServerApp.ip=127.0.0.1",
