@@ -64,7 +64,7 @@ def _grade(args) -> int:
     console = Console(stderr=False)
     limits = Limits()
     for name in ("notebook_seconds", "cell_seconds", "output_bytes", "memory_bytes", "cpu_seconds",
-                 "processes"):
+                 "processes", "disk_bytes"):
         value = getattr(args, name, None)
         if value is not None:
             setattr(limits, name, value)
@@ -238,6 +238,8 @@ def main(argv: list[str] | None = None) -> int:
     g.add_argument("--output-mb", dest="output_bytes", type=lambda v: int(float(v) * 2**20),
                    help="all outputs of one notebook (default 5)")
     g.add_argument("--cpu-seconds", dest="cpu_seconds", type=int, help="CPU time per kernel (default 1200)")
+    g.add_argument("--disk-mb", dest="disk_bytes", type=lambda v: int(float(v) * 2**20),
+                   help="all files one kernel writes to its scratch folder (default 1024)")
     g.add_argument("--processes", type=int, help="processes per kernel user (sandbox only; default 64)")
     g.add_argument("--kernel-uids", dest="kernel_uids", type=_uid_range, default=None, metavar="FIRST-LAST",
                    help="user ids the sandboxed kernels run as, none of them an account or group of this "

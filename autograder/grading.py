@@ -70,6 +70,11 @@ class Limits:
     cpu_seconds: int | None = 1200       # CPU time of the kernel process
     processes: int | None = None         # needs a kernel user id of its own (the sandbox)
     file_bytes: int | None = 256 * 2**20  # largest file the kernel may write
+    # Everything in the kernel's scratch folder, its only writable place on disk (the grader's
+    # disk, shared with the other students' folders and the gradebook): bytes allocated, and
+    # files and folders. Checked by DiskWatch every DISK_POLL_SECONDS.
+    disk_bytes: int | None = 2**30
+    disk_entries: int | None = 100_000
     feedback_seconds: float = 120        # to render one student's feedback page
 
     def kernel_limits(self) -> dict:
@@ -84,6 +89,62 @@ class Result:
     detail: str = ""
     sha256: str = ""
     seconds: float = 0.0
+
+
+DISK_POLL_SECONDS = 0.5
+
+
+def scratch_usage(folder: Path) -> tuple[int, int]:
+    """``(bytes, entries)`` under ``folder``: bytes allocated on disk (``st_blocks``, so a sparse
+    file counts what it really uses) and the number of files, folders and links. Symbolic links
+    are not followed; a folder that vanishes or cannot be read midway is skipped."""
+    total = entries = 0
+    stack = [os.fspath(folder)]
+    while stack:
+        try:
+            with os.scandir(stack.pop()) as it:
+                for entry in it:
+                    entries += 1
+                    try:
+                        total += entry.stat(follow_symlinks=False).st_blocks * 512
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                    except OSError:
+                        continue
+        except OSError:
+            continue
+    return total, entries
+
+
+class DiskWatch(threading.Thread):
+    """Calls ``on_exceeded(detail)`` once when ``folder`` holds more than ``max_bytes`` or
+    ``max_entries`` (None: no limit), checking every ``interval`` seconds until :meth:`stop`.
+    RLIMIT_FSIZE caps one file; this caps them all: without it one student's kernel could fill
+    the disk under the other students and the gradebook."""
+
+    def __init__(self, folder: Path, max_bytes: int | None, max_entries: int | None, on_exceeded,
+                 interval: float = DISK_POLL_SECONDS):
+        super().__init__(daemon=True, name=f"disk-watch-{Path(folder).name}")
+        self.folder, self.max_bytes, self.max_entries = Path(folder), max_bytes, max_entries
+        self.on_exceeded, self.interval, self._done = on_exceeded, interval, threading.Event()
+
+    def run(self) -> None:
+        while not self._done.wait(self.interval):
+            used, entries = scratch_usage(self.folder)
+            if self.max_bytes is not None and used > self.max_bytes:
+                detail = f"more than {self.max_bytes / 2**20:g} MB written to its folder"
+            elif self.max_entries is not None and entries > self.max_entries:
+                detail = f"more than {self.max_entries} files and folders written to its folder"
+            else:
+                continue
+            if not self._done.is_set():
+                self.on_exceeded(detail)
+            return
+
+    def stop(self) -> None:
+        self._done.set()
+        if self.is_alive() and threading.current_thread() is not self:
+            self.join(timeout=10)
 
 
 @dataclass
@@ -210,6 +271,9 @@ def _pooled_execute_class(grading_run: GradingRun):
                                     args=("timeout", f"the notebook ran over {run.limits.notebook_seconds:g} s"))
             timer.daemon = True
             timer.start()
+            disk = DiskWatch(run.scratch_root / student, run.limits.disk_bytes, run.limits.disk_entries,
+                             lambda detail: self._stop("disk limit", detail))
+            disk.start()
             try:
                 nb, resources = super().preprocess(nb, resources, km=km)
                 code = self._exit_code()
@@ -224,6 +288,7 @@ def _pooled_execute_class(grading_run: GradingRun):
                 self._fail_unfinished(nb, run.statuses[student][0])
             finally:
                 timer.cancel()
+                disk.stop()
                 self._close_judge()
                 try:
                     # nbclient shuts down only a kernel manager it created itself, never one it

@@ -50,7 +50,7 @@ WRITTEN = [g for g in POINTS if g.startswith("written_")]
 FULL = {g: POINTS[g] for g in AUTO}
 ZERO = dict.fromkeys(AUTO, 0)
 SECRET = "instructor-secret-7f3a9c"  # in a file beside the gradebook: must never leak
-LIMITS = Limits(cell_seconds=60, notebook_seconds=150)
+LIMITS = Limits(cell_seconds=60, notebook_seconds=150, disk_bytes=256 * 2**20)
 
 WRONG_SOFTMAX = "def softmax(z):\n    return np.asarray(z, dtype=float)\n"
 
@@ -188,6 +188,9 @@ def hostile_class(tmp_path_factory, sandbox):
     _write(_nb(standardize="import sys\nsys.exit()"), klass / "h_sysexit.ipynb")
     # 7. an output flood (400 MB)
     _write(_nb(build_mlp="for _ in range(400):\n    print('x' * 10**6)"), klass / "h_flood.ipynb")
+    # 7b. many files, each under the per-file cap, 2 GB in all if nothing stops it (the disk cap)
+    _write(_nb(build_mlp="block = b'x' * 2**20\nfor i in range(2000):\n"
+                         "    with open(f'fill-{i}', 'wb') as f:\n        f.write(block)"), klass / "h_disk.ipynb")
     # 8. reading what a student must not see, and printing it
     targets = [SOLUTIONS / A / f"{A}.ipynb", root / "solutions" / A / f"{A}.ipynb", root / "gradebook.db",
                root / "instructor-notes.txt", root / "submitted" / "good_full" / A / f"{A}.ipynb",
@@ -268,6 +271,7 @@ EXPECTED = {
     "h_segfault": ("kernel died", _scores(test_k_fold_indices=0, test_standardize=0, test_build_mlp=0), True),
     "h_sysexit": ("ok", _scores(test_standardize=0), True),
     "h_flood": ("output limit", _scores(test_build_mlp=0), True),
+    "h_disk": ("disk limit", _scores(test_build_mlp=0), True),
     "h_read": ("ok", FULL, True),
     "h_write": ("ok", FULL, True),
     "h_network": ("ok", FULL, True),
