@@ -202,13 +202,34 @@ DATA_IMAGE_RE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Z
 BASE64_RE = re.compile(r"[A-Za-z0-9+/=\s]*\Z")
 SAFE_OUTPUT_TYPES = {"text/plain", "image/png", "image/jpeg"}  # the templates escape these
 SAFE_ID_RE = re.compile(r"[A-Za-z0-9_-]+\Z")
+# Classes a student's HTML may carry: what nbconvert's markdown and Pygments write. Any other,
+# and the page's own Bootstrap classes (modal, navbar-fixed-top, affix: position:fixed over the
+# whole page) would let a student draw a fake score over the page.
+SAFE_CLASS_RE = re.compile(r"(?:highlight|hll|anchor-link|dlc-tex|hl-[a-z0-9_-]+|[a-z]{1,2}[a-z0-9]?)\Z")
+# What a browser ignores in a URL's scheme: C0 controls and spaces (tabs and newlines anywhere).
+URL_IGNORED_RE = re.compile(r"[\x00-\x20\x7f]+")
+# Larger markdown cells and HTML outputs are shown as text: the markdown and HTML parsers take
+# quadratic time on some inputs (unclosed "\\(" or "[", thousands of "<div>"), and the
+# feedback worker's time limit would then cost that student the whole page.
+MAX_RENDERED_CHARS = 20_000
+
+
+def _scheme(url: str) -> str:
+    """A URL's scheme as a browser reads it ("" for a relative URL). bleach hands attribute
+    values over with their character references (``&#9;``) still in them."""
+    import html
+
+    before, colon, _ = URL_IGNORED_RE.sub("", html.unescape(url)).partition(":")
+    return before.lower() if colon and "/" not in before else ""
 
 
 def _allowed_attribute(tag: str, name: str, value: str) -> bool:
-    if name in ("class", "title", "align", "style"):
+    if name == "class":
+        return all(SAFE_CLASS_RE.match(c) for c in value.split())
+    if name in ("title", "align", "style"):
         return True
     if tag == "a":  # bleach then checks the protocol: http(s), mailto, or a relative link
-        return name == "href" and not value.strip().lower().startswith("data:")
+        return name == "href" and _scheme(value) not in ("data", "javascript", "vbscript")
     if tag == "img":
         if name == "src":  # bleach checks http(s); an inline image is fine (scripts never run in <img>)
             return bool(DATA_IMAGE_RE.match(value)) or value.split(":", 1)[0].lower() in ("http", "https")
@@ -248,7 +269,28 @@ def markdown_to_html(source, attachments=None, path: str = "") -> str:
     no MathML in :data:`SAFE_TAGS`, and a student's own ``<math>`` stays escaped)."""
     from autograder.mathml import markdown_html
 
-    return markdown_html(source, clean_html, attachments=attachments, path=path)
+    source = str(source)
+    if len(source) > MAX_RENDERED_CHARS:
+        return shown_as_text(source, f"over {MAX_RENDERED_CHARS:,d} characters")
+    try:
+        return markdown_html(source, clean_html, attachments=attachments, path=path)
+    except Exception as exc:  # nbconvert's own errors: a missing attachment, RecursionError...
+        return shown_as_text(source, f"it could not be rendered: {type(exc).__name__}")
+
+
+def shown_as_text(source: str, why: str) -> str:
+    """Markdown or HTML shown as its escaped text, with the reason (linear in its size)."""
+    import html
+
+    return (f'<p><em>Shown as text ({html.escape(why)}).</em></p>'
+            f"<pre>{html.escape(source, quote=False)}</pre>")
+
+
+def already_stripped(fragment) -> str:
+    """The feedback template's ``strip_files_prefix``: the identity. :func:`markdown_to_html`
+    strips ``files/`` before cleaning; stripping again after cleaning, as nbgrader's template
+    does, turned a cleaned ``/files/files/javascript:...`` link back into ``javascript:``."""
+    return fragment
 
 
 @pass_context
@@ -308,7 +350,9 @@ class SanitizeStudentContent(_FeedbackPreprocessor):
                 del safe[key]
         formula = latex_output_html(data["text/latex"]) if isinstance(data.get("text/latex"), str) else None
         if isinstance(data.get("text/html"), str):
-            safe["text/html"] = clean_html(data["text/html"])
+            fragment = data["text/html"]
+            safe["text/html"] = (clean_html(fragment) if len(fragment) <= MAX_RENDERED_CHARS else
+                                 shown_as_text(fragment, f"over {MAX_RENDERED_CHARS:,d} characters"))
         elif isinstance(data.get("text/markdown"), str):
             safe["text/html"] = markdown_to_html(data["text/markdown"])
         elif formula:  # display(Math(...))
@@ -396,7 +440,8 @@ def feedback_config():
     cfg.HTMLExporter.filters = {"clean_student_html": "autograder.feedback.clean_html",
                                 "student_markdown": "autograder.feedback.student_markdown",
                                 # nbgrader's comment footer calls markdown2html by name
-                                "markdown2html": "autograder.feedback.student_markdown"}
+                                "markdown2html": "autograder.feedback.student_markdown",
+                                "strip_files_prefix": "autograder.feedback.already_stripped"}
     return cfg
 
 

@@ -451,3 +451,66 @@ def test_the_formgrade_header_is_nbgraders_but_for_mathjax():
     assert "{{ mathjax() }}" in theirs
     missing = [line for line in theirs if line not in ours and line not in ("{{ mathjax() }}", "<!-- Loading mathjax macro -->")]
     assert missing == []
+
+
+# --- a hostile student's review of the feedback page (issue #15, this session) ---------------
+
+def _hrefs(fragment: str) -> list[str]:
+    """Every href and src as a browser reads its scheme: entities decoded, controls dropped."""
+    import html
+
+    return [re.sub(r"[\x00-\x20\x7f]", "", html.unescape(v)).lower()
+            for v in re.findall(r'(?:href|src)="([^"]*)"', fragment)]
+
+
+@pytest.mark.parametrize("link", ["da&#9;ta:text/html,<script>alert(1)</script>", "data&#9;:text/html,x",
+                                  "DaTa&#x0A;:text/html,x", "&#1;data:text/html,x", "java&#9;script:alert(1)",
+                                  " javascript:alert(1)", "vbscript:x"])
+def test_a_link_scheme_hidden_behind_control_characters_is_dropped(link):
+    from autograder.feedback import clean_html, markdown_to_html
+
+    for page in (clean_html(f'<a href="{link}">x</a>'), markdown_to_html(f'<a href="{link}">x</a>')):
+        assert not [h for h in _hrefs(page) if h.startswith(("data:", "javascript:", "vbscript:"))], page
+    assert _hrefs(clean_html('<a href="https://example.org/a">x</a>')) == ["https://example.org/a"]
+
+
+def test_a_graders_comment_cannot_turn_a_files_link_into_javascript(course):
+    with Gradebook(course["url"], course_id()) as gb:
+        gb.find_comment("written_graded", A, A, STUDENT).manual_comment = (
+            "See [notes](/files/files/javascript:alert(20)) and "
+            '<a href="/files/files/data:text/html,<script>alert(21)</script>">here</a>')
+        gb.db.commit()
+    page = _feedback(course)
+    assert not [h for h in _hrefs(page) if h.startswith(("data:", "javascript:"))], _hrefs(page)
+
+
+def test_student_html_cannot_use_the_pages_positioning_classes():
+    from autograder.feedback import clean_html
+
+    for cls in ("modal", "navbar-fixed-top", "affix", "modal-backdrop", "highlight modal"):
+        page = clean_html(f'<div class="{cls}" style="display:block">Score: 10.0 / 10.0</div>')
+        assert "class=" not in page, page
+    # what nbconvert's markdown and Pygments write is kept
+    kept = clean_html('<div class="highlight hl-ipython3"><pre><span class="kn">import</span></pre></div>')
+    assert 'class="highlight hl-ipython3"' in kept and 'class="kn"' in kept
+
+
+@pytest.mark.parametrize("source", ["![x](attachment:nope.png)",
+                                    "## " + "<b>" * 1200 + "x" + "</b>" * 1200])
+def test_markdown_nbconvert_cannot_render_is_shown_as_text(source):
+    from autograder.feedback import markdown_to_html
+
+    page = markdown_to_html(source)
+    assert "Shown as text (it could not be rendered" in page and "<b>" not in page
+
+
+@pytest.mark.parametrize("source", ["\\\\( " * 50_000, "[a](" * 50_000, "<div>" * 50_000])
+def test_markdown_and_html_over_the_size_cap_are_shown_as_text(source):
+    """These take quadratic time in nbconvert's math regex, mistune and html5lib (50-60 s at
+    200 kB, measured by the review); over the cap they are escaped, which is linear."""
+    from autograder.feedback import MAX_RENDERED_CHARS, SanitizeStudentContent, markdown_to_html
+
+    assert len(source) > MAX_RENDERED_CHARS
+    assert markdown_to_html(source).startswith("<p><em>Shown as text (over 20,000 characters)")
+    out = SanitizeStudentContent._output(new_output("display_data", data={"text/html": source}))
+    assert out["data"]["text/html"].startswith("<p><em>Shown as text") and "<div>" not in out["data"]["text/html"]
