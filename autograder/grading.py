@@ -695,7 +695,13 @@ def grade(assignment: str, submissions: Path | None, out_dir: Path, *, course_ro
             cfg = course_config(course_root, db_url, run)
             with _start_kernels(run, sandbox, Path(tmp)) as (zygote, judge_zygote):
                 run.zygote, run.judge_zygote = zygote, judge_zygote
-                with ThreadPoolExecutor(max_workers=jobs) as pool:
+                # nbgrader's BaseConverter.start changes the process's working folder to the
+                # course and back, and each thread here runs one: with two at once, the first to
+                # finish put back the folder the other had saved (the course), so the grader
+                # ended in the course folder (in the test suite, yamllint then found no
+                # .gitignore), and a converter could run in the caller's folder. In the course
+                # folder for the whole pool, every thread saves and restores the same folder.
+                with _working_directory(course_root), ThreadPoolExecutor(max_workers=jobs) as pool:
                     futures = {pool.submit(_grade_one, run, cfg, intake): intake for intake in todo}
                     for future in as_completed(futures):
                         result = future.result()
@@ -734,6 +740,16 @@ def zygote_environment(home: Path) -> dict[str, str]:
     ours (:mod:`autograder.environment`), the course package, offline, quiet TensorFlow."""
     return base_environment(os.environ, home=home, python_path=[str(REPO_ROOT)],
                             bindir=str(Path(sys.executable).parent))
+
+
+@contextlib.contextmanager
+def _working_directory(path: Path):
+    before = os.getcwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(before)
 
 
 @contextlib.contextmanager

@@ -426,7 +426,11 @@ def test_same_scores_as_plain_nbgrader(tmp_path, small_class, small_graded):
 
 def test_regrade_gives_a_byte_identical_csv(tmp_path, small_class, small_graded, sandbox):
     root, first = small_graded
+    before = os.getcwd()
     grade(A, small_class, tmp_path / "out", course_root=root, sandbox=sandbox, force=True)
+    # Two students at once, each through nbgrader's converter, which moves the process to the
+    # course folder and back: the grader must end where it started.
+    assert os.getcwd() == before
     assert (tmp_path / "out" / "grades.csv").read_bytes() == first
     rows = {r["student_id"]: r for r in csv.DictReader(io.StringIO(first.decode()))}
     assert _cell_scores(rows["ann"]) == FULL
