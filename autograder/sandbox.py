@@ -163,8 +163,14 @@ _uid_lock_mutex = threading.Lock()
 
 def _uid_lock_fd() -> int:
     if _uid_lock["fd"] is None:
-        path = UID_LOCK_FILE if UID_LOCK_FILE.parent.is_dir() else Path("/tmp") / UID_LOCK_FILE.name
-        _uid_lock["fd"] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        for path in (UID_LOCK_FILE, Path("/tmp") / UID_LOCK_FILE.name):  # /run/lock may be missing
+            try:
+                _uid_lock["fd"] = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                break
+            except OSError:
+                continue
+        else:
+            raise SandboxUnavailable(f"cannot open a lock file for the kernel uids ({UID_LOCK_FILE} or /tmp)")
     return _uid_lock["fd"]
 
 
