@@ -207,11 +207,9 @@ def _states(lab_out: str, server_out: str) -> dict[str, str]:
     assert re.search(r"@jupyter/nbgrader v0\.9\.\d+ enabled OK", lab_out), lab_out
     disabled = lab_out.split("Disabled extensions:", 1)[1] if "Disabled extensions:" in lab_out else ""
     servers = dict(re.findall(r"^\s*nbgrader\.server_extensions\.(\w+) (enabled|disabled)\s*$", server_out, re.M))
-    # The Validate button's handler: the course's (dlcourse.validate), nbgrader's own off.
+    # The Validate button's handler is the course's (dlcourse.validate); nbgrader's own is off.
     course = re.search(r"^\s*dlcourse\.validate (enabled|disabled)\s*$", server_out, re.M)
-    if servers.get("validate_assignment") == "disabled" and course:
-        servers["validate_assignment"] = course[1]
-    return {"lab assignment-list": "disabled" if "@jupyter/nbgrader:assignment-list" in disabled else "enabled",
+    return {"server dlcourse.validate": course[1] if course else "missing","lab assignment-list": "disabled" if "@jupyter/nbgrader:assignment-list" in disabled else "enabled",
             "lab validate-assignment": "disabled" if "@jupyter/nbgrader:validate-assignment" in disabled else "enabled",
             "server assignment_list": servers.get("assignment_list", "missing"),
             "server validate_assignment": servers.get("validate_assignment", "missing")}
@@ -438,7 +436,8 @@ def _run_term(base: Path, students: dict[str, Student], commands: list, start: f
 def test_without_an_exchange_the_assignment_list_is_off(term):
     assert term["extensions without exchange"] == {
         "lab assignment-list": "disabled", "lab validate-assignment": "enabled",
-        "server assignment_list": "disabled", "server validate_assignment": "enabled"}
+        "server assignment_list": "disabled", "server validate_assignment": "disabled",
+        "server dlcourse.validate": "enabled"}
     assert "assignment-list: disabled (no usable nbgrader exchange" in term["install output"]
     # What it would have shown: the errors of the issue.
     answer = term["assignment list without exchange"]["released"]
@@ -448,7 +447,8 @@ def test_without_an_exchange_the_assignment_list_is_off(term):
 def test_setup_turns_it_on_and_configures_the_students(term):
     assert term["extensions with exchange"] == {
         "lab assignment-list": "enabled", "lab validate-assignment": "enabled",
-        "server assignment_list": "enabled", "server validate_assignment": "enabled"}
+        "server assignment_list": "enabled", "server validate_assignment": "disabled",
+        "server dlcourse.validate": "enabled"}
     assert f"c.Exchange.root = {str(term['root'])!r}" in term["config written"]
     assert f"c.CourseDirectory.course_id = {COURSE_ID!r}" in term["config written"]
     # The student's Assignment List, with nothing but that config: the released assignment.
